@@ -1,0 +1,33 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { openAccess, type RegistryAccess } from '../registry/http/access.ts';
+import { registryRoutes } from '../registry/http/routes.ts';
+import { healthRoutes } from './plugins/health.ts';
+import metricsPlugin from './plugins/metrics.ts';
+import type { Services } from './services.ts';
+
+export interface AppOptions {
+  logger?: FastifyServerOptions['logger'];
+  access?: RegistryAccess;
+}
+
+/** Builds the gateway's HTTP app without listening, so tests can `inject` or listen on a random port. */
+export async function buildApp(services: Services, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? { level: services.config.logLevel },
+    // Blob bodies stream through; the manifest limit is enforced by the registry routes themselves.
+    bodyLimit: services.config.registry.maxManifestBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Per-request log lines would cost more than a cached manifest GET; failures are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
+  });
+  await app.register(metricsPlugin, { registry: services.metricsRegistry });
+  await app.register(healthRoutes, { db: services.db, driver: services.driver });
+  await app.register(registryRoutes, {
+    store: services.store,
+    access: options.access ?? openAccess,
+    maxManifestBytes: services.config.registry.maxManifestBytes,
+  });
+  return app;
+}

@@ -1,0 +1,168 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+
+const durationUnits: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds, given as a number or as "90s", "15m", "24h", "7d". */
+const duration = z.preprocess((value) => {
+  if (typeof value !== 'string') return value;
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!match) return value;
+  return Number(match[1]) * durationUnits[match[2] ?? 's']!;
+}, z.number({ error: 'expected a duration such as 30, "90s", "15m", "24h" or "7d"' }).nonnegative());
+
+const listen = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
+
+const s3Schema = z.strictObject({
+  bucket: z.string().min(1),
+  region: z.string().default('us-east-1'),
+  endpoint: z.url().optional(),
+  forcePathStyle: z.boolean().default(false),
+  accessKeyId: z.string().optional(),
+  secretAccessKey: z.string().optional(),
+  prefix: z.string().default(''),
+  /** Multipart part size in MiB (S3 requires at least 5). */
+  partSizeMiB: z.number().int().min(5).max(5120).default(16),
+  /** Seconds a pre-signed blob GET URL stays valid; 0 streams blobs through the gateway. */
+  redirectSeconds: z.number().int().nonnegative().default(0),
+});
+
+export const configSchema = z.strictObject({
+  listen: listen.default('0.0.0.0:5000'),
+  dataDir: z.string().default('./data'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** The address clients reach this registry at, for absolute URLs (e.g. https://registry.example.com). */
+  publicUrl: z.url().optional(),
+  database: z
+    .strictObject({
+      /** PostgreSQL connection string; without it, PGlite is embedded under the data directory. */
+      url: z.string().optional(),
+      schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'expected a lowercase SQL identifier').optional(),
+      maxConnections: z.number().int().positive().default(10),
+    })
+    .default({ maxConnections: 10 }),
+  redis: z.strictObject({ url: z.string().optional() }).default({}),
+  storage: z
+    .strictObject({
+      driver: z.enum(['filesystem', 's3']).default('filesystem'),
+      /** Filesystem root; defaults to <dataDir>/storage. */
+      root: z.string().optional(),
+      s3: s3Schema.optional(),
+    })
+    .default({ driver: 'filesystem' })
+    .refine((s) => s.driver !== 's3' || s.s3 !== undefined, {
+      message: 'storage.driver is s3 but storage.s3 (bucket, region, …) is missing',
+    }),
+  registry: z
+    .strictObject({
+      maxManifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+      /** How long cached tags, manifests and blob links are trusted before asking the database again. */
+      cacheTtl: duration.default(5),
+      cacheManifestMiB: z.number().int().positive().default(64),
+    })
+    .default({ maxManifestBytes: 4 * 1024 * 1024, cacheTtl: 5, cacheManifestMiB: 64 }),
+  gc: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      interval: duration.default(3600),
+      untaggedGrace: duration.default(86400),
+      blobGrace: duration.default(3600),
+      uploadExpiry: duration.default(86400),
+    })
+    .default({ enabled: true, interval: 3600, untaggedGrace: 86400, blobGrace: 3600, uploadExpiry: 86400 }),
+  shutdownGrace: duration.default(30),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Environment variables and the config keys they set. */
+const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
+  ['SLIPWAY_LISTEN', ['listen'], String],
+  ['SLIPWAY_DATA', ['dataDir'], String],
+  ['SLIPWAY_LOG_LEVEL', ['logLevel'], String],
+  ['SLIPWAY_PUBLIC_URL', ['publicUrl'], String],
+  ['DATABASE_URL', ['database', 'url'], String],
+  ['SLIPWAY_DATABASE_SCHEMA', ['database', 'schema'], String],
+  ['REDIS_URL', ['redis', 'url'], String],
+  ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
+  ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],
+  ['SLIPWAY_S3_BUCKET', ['storage', 's3', 'bucket'], String],
+  ['SLIPWAY_S3_REGION', ['storage', 's3', 'region'], String],
+  ['SLIPWAY_S3_ENDPOINT', ['storage', 's3', 'endpoint'], String],
+  ['SLIPWAY_S3_FORCE_PATH_STYLE', ['storage', 's3', 'forcePathStyle'], (v) => v === '1' || v === 'true'],
+  ['SLIPWAY_S3_REDIRECT_SECONDS', ['storage', 's3', 'redirectSeconds'], Number],
+  ['SLIPWAY_GC_ENABLED', ['gc', 'enabled'], (v) => v === '1' || v === 'true'],
+];
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Highest precedence: command-line flags. */
+  overrides?: ConfigInput;
+}
+
+/** Defaults < YAML file < environment < flags. A wrong value fails with the key and what is expected. */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.SLIPWAY_CONFIG;
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`cannot read config file ${file}: ${(error as Error).message}`);
+    }
+    const parsed: unknown = parseYaml(text);
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new ConfigError(`config file ${file} must hold a YAML mapping of settings`);
+    }
+    fromFile = (parsed ?? {}) as Record<string, unknown>;
+  }
+  const merged = deepMerge(deepMerge(fromFile, fromEnvironment(env)), (options.overrides ?? {}) as Record<string, unknown>);
+  return parseConfig(merged, file);
+}
+
+export function parseConfig(input: unknown, source?: string): Config {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = issue.path.join('.') || '(top level)';
+      return `  ${key}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n${lines.join('\n')}`);
+  }
+  const config = result.data;
+  config.dataDir = resolve(config.dataDir);
+  return Object.freeze(config);
+}
+
+function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, path, convert] of environmentKeys) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    let target = out;
+    for (const key of path.slice(0, -1)) target = (target[key] ??= {}) as Record<string, unknown>;
+    target[path[path.length - 1]!] = convert(value);
+  }
+  return out;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] =
+      isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value === undefined ? current : value;
+  }
+  return out;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

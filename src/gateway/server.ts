@@ -1,0 +1,64 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.ts';
+import type { Config } from './config.ts';
+import { createServices, type Services } from './services.ts';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  services: Services;
+  /** The bound address, e.g. http://127.0.0.1:5000. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the gateway: services, HTTP listener and the garbage-collection loop. */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const services = await createServices(config);
+  const app = await buildApp(services);
+  const { host, port } = splitListen(config.listen);
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    await services.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${boundPort}`;
+  app.log.info(
+    { url, database: services.db.kind, storage: services.driver.kind, dataDir: config.dataDir },
+    'slipway is serving the registry',
+  );
+
+  const gcTimer = config.gc.enabled ? scheduleGc(app, services) : undefined;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      if (gcTimer) clearInterval(gcTimer);
+      await app.close();
+      await services.close();
+    })());
+  return { app, services, url, close };
+}
+
+function scheduleGc(app: FastifyInstance, services: Services): NodeJS.Timeout {
+  const run = async () => {
+    try {
+      const report = await services.gc.run(services.gcPolicy);
+      if (report && report.uploads + report.manifests + report.blobs > 0) {
+        app.log.info({ gc: report }, 'garbage collection removed unreferenced content');
+      }
+    } catch (error) {
+      app.log.error({ err: error }, 'garbage collection failed; it will run again at the next interval');
+    }
+  };
+  const timer = setInterval(run, services.config.gc.interval * 1000);
+  timer.unref();
+  return timer;
+}
+
+export function splitListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  return { host, port: Number(listen.slice(colon + 1)) };
+}

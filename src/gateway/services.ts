@@ -1,0 +1,70 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Registry as MetricsRegistry, collectDefaultMetrics } from 'prom-client';
+import type { Database } from '../db/database.ts';
+import { migrate } from '../db/migrate.ts';
+import { openPglite } from '../db/pglite.ts';
+import { openPostgres } from '../db/postgres.ts';
+import { GarbageCollector, type GcPolicy } from '../registry/gc.ts';
+import { LocalRegistryStore } from '../registry/local-store.ts';
+import { MetadataCache } from '../registry/metadata/cache.ts';
+import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
+import type { BlobDriver } from '../registry/storage/driver.ts';
+import type { Config } from './config.ts';
+import { createBlobDriver } from './storage.ts';
+
+/** Everything a gateway process holds open, built once from the config and closed once. */
+export interface Services {
+  config: Config;
+  db: Database;
+  driver: BlobDriver;
+  store: LocalRegistryStore;
+  gc: GarbageCollector;
+  gcPolicy: GcPolicy;
+  metricsRegistry: MetricsRegistry;
+  metrics: RegistryMetrics;
+  close(): Promise<void>;
+}
+
+export async function createServices(config: Config): Promise<Services> {
+  await mkdir(config.dataDir, { recursive: true });
+  const db = config.database.url
+    ? await openPostgres({
+        url: config.database.url,
+        maxConnections: config.database.maxConnections,
+        ...(config.database.schema ? { schema: config.database.schema } : {}),
+      })
+    : await openPglite(join(config.dataDir, 'pglite'));
+  try {
+    await migrate(db);
+    const metricsRegistry = new MetricsRegistry();
+    collectDefaultMetrics({ register: metricsRegistry, prefix: 'slipway_' });
+    const metrics = createRegistryMetrics(metricsRegistry);
+    const driver = await createBlobDriver(config, metrics);
+    const cache = new MetadataCache({
+      maxManifestBytes: config.registry.cacheManifestMiB * 1024 * 1024,
+      ttlMs: config.registry.cacheTtl * 1000,
+    });
+    const store = new LocalRegistryStore({
+      db,
+      driver,
+      cache,
+      metrics,
+      redirectSeconds: config.storage.s3?.redirectSeconds ?? 0,
+    });
+    const gc = new GarbageCollector(db, driver, metrics, {
+      expireUpload: (id) => store.expireUpload(id),
+      forgetBlobs: (digests) => store.forgetBlobs(digests),
+      forgetManifest: (repository, digest) => store.forgetManifest(repository, digest),
+    });
+    const gcPolicy: GcPolicy = {
+      untaggedGraceSeconds: config.gc.untaggedGrace,
+      blobGraceSeconds: config.gc.blobGrace,
+      uploadExpirySeconds: config.gc.uploadExpiry,
+    };
+    return { config, db, driver, store, gc, gcPolicy, metricsRegistry, metrics, close: () => db.close() };
+  } catch (error) {
+    await db.close().catch(() => {});
+    throw error;
+  }
+}

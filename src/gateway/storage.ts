@@ -1,0 +1,11 @@
+import { join } from 'node:path';
+import type { RegistryMetrics } from '../registry/metrics.ts';
+import { CheckedDriver } from '../registry/storage/checked-driver.ts';
+import type { BlobDriver } from '../registry/storage/driver.ts';
+import { FsDriver } from '../registry/storage/fs-driver.ts';
+import type { Config } from './config.ts';
+
+export async function createBlobDriver(config: Config, metrics: RegistryMetrics): Promise<BlobDriver> {
+  const storage = config.storage;
+  return new CheckedDriver(new FsDriver(storage.root ?? join(config.dataDir, 'storage')), metrics);
+}

@@ -1,0 +1,192 @@
+import type { Database } from '../db/database.ts';
+import type { Digest } from './digest.ts';
+import type { RegistryMetrics } from './metrics.ts';
+import type { BlobDriver } from './storage/driver.ts';
+
+export interface GcPolicy {
+  /** Untagged manifests younger than this are kept (pushes in progress, tag restores). */
+  untaggedGraceSeconds: number;
+  /** Unreferenced blobs uploaded or linked more recently than this are kept (a push's layers before its manifest). */
+  blobGraceSeconds: number;
+  /** Upload sessions idle for longer than this are abandoned. */
+  uploadExpirySeconds: number;
+}
+
+export interface GcReport {
+  uploads: number;
+  manifests: number;
+  blobs: number;
+  bytes: number;
+}
+
+export interface GcHooks {
+  expireUpload(id: string): Promise<void>;
+  forgetBlobs(digests: ReadonlySet<string>): void;
+  forgetManifest(repository: string, digest: Digest): void;
+}
+
+const gcLockKey = 0x51_1b_6c;
+const batchSize = 500;
+
+const unreachableManifests = `
+  WITH RECURSIVE edges (repository_id, parent, child) AS (
+    SELECT repository_id, manifest_digest, child_digest FROM manifest_children
+    UNION ALL
+    SELECT repository_id, subject_digest, digest FROM manifests WHERE subject_digest IS NOT NULL
+  ), live (repository_id, digest) AS (
+    SELECT repository_id, digest FROM tags
+    UNION
+    SELECT e.repository_id, e.child FROM edges e JOIN live l ON l.repository_id = e.repository_id AND l.digest = e.parent
+  )
+  SELECT m.repository_id, r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+   WHERE m.pushed_at < now() - make_interval(secs => $1)
+     AND NOT EXISTS (SELECT 1 FROM live l WHERE l.repository_id = m.repository_id AND l.digest = m.digest)
+   LIMIT ${batchSize}`;
+
+const unreferencedBlobCondition = `
+  b.state = 'live' AND b.created_at < now() - make_interval(secs => $1)
+  AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = b.digest)
+  AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > now() - make_interval(secs => $1))`;
+
+/**
+ * Online mark-and-sweep. Each deletion re-checks its condition under a row lock, and pushes take the
+ * same locks, so a push that references an object either wins (and the object stays) or sees it gone
+ * (and is told to upload it again). A blob is first marked `deleting`, then its bytes and row are
+ * removed: a crash in between leaves a row that is never served and is finished by the next run.
+ */
+export class GarbageCollector {
+  readonly #db: Database;
+  readonly #driver: BlobDriver;
+  readonly #metrics: RegistryMetrics;
+  readonly #hooks: GcHooks;
+
+  constructor(db: Database, driver: BlobDriver, metrics: RegistryMetrics, hooks: GcHooks) {
+    this.#db = db;
+    this.#driver = driver;
+    this.#metrics = metrics;
+    this.#hooks = hooks;
+  }
+
+  /** Runs one collection, or returns null when another process is already collecting. */
+  run(policy: GcPolicy): Promise<GcReport | null> {
+    return this.#db.tryWithLock(gcLockKey, async () => {
+      const report: GcReport = { uploads: 0, manifests: 0, blobs: 0, bytes: 0 };
+      report.uploads = await this.#expireUploads(policy.uploadExpirySeconds);
+      report.manifests = await this.#sweepManifests(policy.untaggedGraceSeconds);
+      const blobs = await this.#sweepBlobs(policy.blobGraceSeconds);
+      report.blobs = blobs.count;
+      report.bytes = blobs.bytes;
+      this.#metrics.gcDeleted.inc({ kind: 'upload' }, report.uploads);
+      this.#metrics.gcDeleted.inc({ kind: 'manifest' }, report.manifests);
+      this.#metrics.gcDeleted.inc({ kind: 'blob' }, report.blobs);
+      return report;
+    });
+  }
+
+  async #expireUploads(expirySeconds: number): Promise<number> {
+    const { rows } = await this.#db.query<{ id: string }>(
+      `SELECT id FROM uploads WHERE updated_at < now() - make_interval(secs => $1) LIMIT ${batchSize * 10}`,
+      [expirySeconds],
+    );
+    for (const { id } of rows) await this.#hooks.expireUpload(id);
+    return rows.length;
+  }
+
+  /** Deleting an index can orphan its children, so sweep until a pass removes nothing. */
+  async #sweepManifests(graceSeconds: number): Promise<number> {
+    let total = 0;
+    for (let pass = 0; pass < 20; pass++) {
+      const { rows } = await this.#db.query<{ repository_id: number; name: string; digest: Digest }>(
+        unreachableManifests,
+        [graceSeconds],
+      );
+      let deleted = 0;
+      for (const row of rows) {
+        if (await this.#deleteManifestIfUnreachable(row.repository_id, row.digest)) {
+          this.#hooks.forgetManifest(row.name, row.digest);
+          deleted++;
+        }
+      }
+      total += deleted;
+      if (deleted === 0) break;
+    }
+    return total;
+  }
+
+  async #deleteManifestIfUnreachable(repositoryId: number, digest: Digest): Promise<boolean> {
+    const deleted = await this.#db.transaction(async (tx) => {
+      const locked = await tx.query(
+        'SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR UPDATE',
+        [repositoryId, digest],
+      );
+      if (locked.rowCount === 0) return false;
+      const { rows } = await tx.query<{ reachable: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM tags WHERE repository_id = $1 AND digest = $2)
+             OR EXISTS (SELECT 1 FROM manifest_children WHERE repository_id = $1 AND child_digest = $2)
+             OR EXISTS (SELECT 1 FROM manifests m JOIN manifests s
+                          ON s.repository_id = m.repository_id AND s.digest = m.subject_digest
+                         WHERE m.repository_id = $1 AND m.digest = $2) AS reachable`,
+        [repositoryId, digest],
+      );
+      if (rows[0]?.reachable) return false;
+      await tx.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+      return true;
+    });
+    return deleted;
+  }
+
+  async #sweepBlobs(graceSeconds: number): Promise<{ count: number; bytes: number }> {
+    const deleted = new Set<string>();
+    let bytes = 0;
+    for (;;) {
+      const { rows } = await this.#db.query<{ digest: Digest }>(
+        `SELECT b.digest FROM blobs b WHERE ${unreferencedBlobCondition} LIMIT ${batchSize}`,
+        [graceSeconds],
+      );
+      let marked = 0;
+      for (const { digest } of rows) if (await this.#markDeleting(digest, graceSeconds)) marked++;
+      if (marked === 0) break;
+      bytes += await this.#finishDeleting(deleted);
+    }
+    bytes += await this.#finishDeleting(deleted);
+    if (deleted.size > 0) this.#hooks.forgetBlobs(deleted);
+    return { count: deleted.size, bytes };
+  }
+
+  async #markDeleting(digest: Digest, graceSeconds: number): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const locked = await tx.query('SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE', [digest]);
+      if (locked.rowCount === 0) return false;
+      const { rowCount } = await tx.query(
+        `UPDATE blobs b SET state = 'deleting' WHERE b.digest = $2 AND ${unreferencedBlobCondition}`,
+        [graceSeconds, digest],
+      );
+      return rowCount > 0;
+    });
+  }
+
+  /** Removes the bytes and rows of every blob marked `deleting`, including those a crashed run left. */
+  async #finishDeleting(deleted: Set<string>): Promise<number> {
+    const { rows } = await this.#db.query<{ digest: Digest }>(
+      `SELECT digest FROM blobs WHERE state = 'deleting' LIMIT ${batchSize}`,
+    );
+    let bytes = 0;
+    for (const { digest } of rows) {
+      const size = await this.#db.transaction(async (tx) => {
+        const { rows: locked } = await tx.query<{ size: number }>(
+          `SELECT size FROM blobs WHERE digest = $1 AND state = 'deleting' FOR UPDATE`,
+          [digest],
+        );
+        if (locked.length === 0) return null;
+        await this.#driver.delete(digest);
+        await tx.query('DELETE FROM blobs WHERE digest = $1', [digest]);
+        return locked[0]!.size;
+      });
+      if (size !== null) {
+        deleted.add(digest);
+        bytes += size;
+      }
+    }
+    return bytes;
+  }
+}

@@ -1,0 +1,388 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Database, Queryable } from '../db/database.ts';
+import { BlobNotFoundError, UploadNotFoundError } from '../errors.ts';
+import {
+  computeDigest,
+  createDigester,
+  digestAlgorithm,
+  finishDigest,
+  type Digest,
+} from './digest.ts';
+import { OciError } from './errors.ts';
+import { parseManifest, referrerArtifactType, type ParsedManifest } from './manifest.ts';
+import type { MetadataCache } from './metadata/cache.ts';
+import * as sql from './metadata/sql.ts';
+import type { RegistryMetrics } from './metrics.ts';
+import { parseTag, type Reference, type RepositoryName, type TagName } from './names.ts';
+import type { BlobDriver, ByteRange, UploadWriter } from './storage/driver.ts';
+import type {
+  Actor,
+  BlobTarget,
+  Page,
+  PageResult,
+  PushedManifest,
+  ReferrerDescriptor,
+  RegistryStore,
+  StoredManifest,
+  UploadState,
+} from './store.ts';
+import { HashTracker } from './uploads/hash-tracker.ts';
+import { KeyedMutex } from './uploads/keyed-mutex.ts';
+import { hashingStream } from './uploads/hashing.ts';
+
+export interface LocalStoreOptions {
+  db: Database;
+  driver: BlobDriver;
+  cache: MetadataCache;
+  metrics: RegistryMetrics;
+  /** Seconds a pre-signed blob URL stays valid; 0 streams blobs through the gateway. */
+  redirectSeconds: number;
+}
+
+/** The registry proper: metadata in the database, bytes in blob storage. */
+export class LocalRegistryStore implements RegistryStore {
+  readonly #db: Database;
+  readonly #driver: BlobDriver;
+  readonly #cache: MetadataCache;
+  readonly #metrics: RegistryMetrics;
+  readonly #redirectSeconds: number;
+  readonly #hashes = new HashTracker();
+  readonly #uploadLocks = new KeyedMutex();
+
+  constructor(options: LocalStoreOptions) {
+    this.#db = options.db;
+    this.#driver = options.driver;
+    this.#cache = options.cache;
+    this.#metrics = options.metrics;
+    this.#redirectSeconds = options.redirectSeconds;
+  }
+
+  // ── manifests ──────────────────────────────────────────────────────────────────────────────
+
+  async getManifest(repository: RepositoryName, reference: Reference): Promise<StoredManifest> {
+    const digest = reference.kind === 'digest' ? reference.digest : await this.#resolveTag(repository, reference.tag);
+    const cached = this.#cache.getManifest(repository, digest);
+    if (cached) return cached;
+    const row = await sql.findManifest(this.#db, repository, digest);
+    if (!row) throw manifestUnknown(reference);
+    this.#cache.setManifest(repository, row);
+    return row;
+  }
+
+  async #resolveTag(repository: RepositoryName, tag: TagName): Promise<Digest> {
+    const cached = this.#cache.getTag(repository, tag);
+    if (cached) return cached;
+    const digest = await sql.findTagDigest(this.#db, repository, tag);
+    if (!digest) throw manifestUnknown({ kind: 'tag', tag });
+    this.#cache.setTag(repository, tag, digest);
+    return digest;
+  }
+
+  async putManifest(
+    repository: RepositoryName,
+    reference: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+    extraTags: string[],
+    actor: Actor,
+  ): Promise<PushedManifest> {
+    const manifest = parseManifest(body, contentType);
+    const digest = computeDigest(body, reference.kind === 'digest' ? digestAlgorithm(reference.digest) : 'sha256');
+    if (reference.kind === 'digest' && reference.digest !== digest) {
+      throw new OciError('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference.digest} as in the URL`);
+    }
+    const tags = [...new Set([...(reference.kind === 'tag' ? [reference.tag] : []), ...extraTags.map(parseTag)])];
+    const artifactType = referrerArtifactType(manifest, body);
+
+    await this.#db.transaction(async (tx) => {
+      const repositoryId = await sql.ensureRepository(tx, repository);
+      await this.#checkReferencedBlobs(tx, repositoryId, manifest);
+      await sql.insertManifest(tx, repositoryId, digest, manifest, body, artifactType);
+      for (const tag of tags) await sql.moveTag(tx, repositoryId, tag, digest, actor.name);
+    });
+
+    this.#cache.setManifest(repository, { digest, mediaType: manifest.mediaType, content: body });
+    for (const tag of tags) this.#cache.forgetTag(repository, tag);
+    this.#metrics.manifestsPushed.inc({ media_type: manifest.mediaType });
+    return { digest, tags, ...(manifest.subject ? { subject: manifest.subject.digest } : {}) };
+  }
+
+  /** Config and layers must be readable in the repository with the sizes the manifest claims. */
+  async #checkReferencedBlobs(tx: Queryable, repositoryId: number, manifest: ParsedManifest): Promise<void> {
+    const missing = await sql.lockLinkedBlobs(tx, repositoryId, [...new Set(manifest.blobs.map((b) => b.digest))]);
+    if (missing.size > 0) {
+      const list = [...missing];
+      throw new OciError(
+        'MANIFEST_BLOB_UNKNOWN',
+        `manifest references ${list.length === 1 ? 'a blob' : `${list.length} blobs`} not pushed to this repository: ${list.slice(0, 5).join(', ')}`,
+        { detail: { digests: list } },
+      );
+    }
+    for (const descriptor of manifest.blobs) {
+      const size = await sql.lockLiveBlob(tx, descriptor.digest);
+      if (size !== null && size !== descriptor.size) {
+        throw new OciError(
+          'MANIFEST_INVALID',
+          `descriptor for ${descriptor.digest} says ${descriptor.size} bytes but the blob has ${size}`,
+        );
+      }
+    }
+  }
+
+  async deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void> {
+    const repositoryId = await this.#repositoryIdOrUnknown(repository);
+    if (reference.kind === 'tag') {
+      const previous = await this.#db.transaction((tx) => sql.deleteTag(tx, repositoryId, reference.tag, actor.name));
+      this.#cache.forgetTag(repository, reference.tag);
+      if (!previous) throw manifestUnknown(reference);
+      return;
+    }
+    const deletedTags = await this.#db.transaction((tx) => sql.deleteManifest(tx, repositoryId, reference.digest, actor.name));
+    this.#cache.forgetManifest(repository, reference.digest);
+    for (const tag of deletedTags ?? []) this.#cache.forgetTag(repository, tag);
+    if (!deletedTags) throw manifestUnknown(reference);
+  }
+
+  async #repositoryIdOrUnknown(repository: RepositoryName): Promise<number> {
+    const id = await sql.findRepositoryId(this.#db, repository);
+    if (id === null) throw new OciError('NAME_UNKNOWN', `repository ${repository} is not known to this registry`);
+    return id;
+  }
+
+  // ── blobs ──────────────────────────────────────────────────────────────────────────────────
+
+  async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget> {
+    let size = this.#cache.getBlobSize(repository, digest);
+    if (size === undefined) {
+      const found = await sql.findLinkedBlobSize(this.#db, repository, digest);
+      if (found === null) throw blobUnknown(digest);
+      size = found;
+      this.#cache.setBlobSize(repository, digest, size);
+    }
+    const redirectUrl = this.#redirectSeconds > 0 ? await this.#driver.redirectUrl(digest, this.#redirectSeconds) : null;
+    return { size, redirectUrl };
+  }
+
+  async readBlob(_repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.#driver.read(digest, range);
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) throw blobUnknown(digest);
+      throw error;
+    }
+  }
+
+  async deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {
+    const removed = await sql.unlinkBlob(this.#db, repository, digest);
+    this.#cache.forgetBlob(repository, digest);
+    if (!removed) throw blobUnknown(digest);
+  }
+
+  async mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName | undefined): Promise<boolean> {
+    const mounted = await this.#db.transaction(async (tx) => {
+      const sourceSize = from ? await sql.findLinkedBlobSize(tx, from, digest) : await sql.lockLiveBlob(tx, digest);
+      if (sourceSize === null) return false;
+      if (from && (await sql.lockLiveBlob(tx, digest)) === null) return false;
+      await sql.linkBlob(tx, await sql.ensureRepository(tx, repository), digest);
+      return true;
+    });
+    if (mounted) this.#metrics.uploadsCompleted.inc({ method: 'mount' });
+    return mounted;
+  }
+
+  // ── uploads ────────────────────────────────────────────────────────────────────────────────
+
+  async startUpload(repository: RepositoryName): Promise<UploadState> {
+    const id = randomUUID();
+    await this.#driver.openUpload(id);
+    await sql.insertUpload(this.#db, id, repository);
+    return { id, repository, size: 0 };
+  }
+
+  async getUpload(repository: RepositoryName, id: string): Promise<UploadState> {
+    const writer = await this.#openUpload(repository, id);
+    return { id, repository, size: writer.size };
+  }
+
+  appendUpload(repository: RepositoryName, id: string, chunk: Readable, expectedStart?: number): Promise<UploadState> {
+    return this.#uploadLocks.run(id, async () => {
+      const writer = await this.#openUpload(repository, id);
+      if (expectedStart !== undefined && expectedStart !== writer.size) {
+        chunk.resume();
+        throw rangeInvalid(writer.size, `chunk starts at ${expectedStart} but the upload holds ${writer.size} bytes`);
+      }
+      await this.#appendHashed(id, writer, chunk);
+      await sql.touchUpload(this.#db, id);
+      return { id, repository, size: writer.size };
+    });
+  }
+
+  completeUpload(repository: RepositoryName, id: string, digest: Digest, lastChunk?: Readable): Promise<Digest> {
+    return this.#uploadLocks.run(id, async () => {
+      const writer = await this.#openUpload(repository, id);
+      if (lastChunk) await this.#appendHashed(id, writer, lastChunk);
+      const actual =
+        (digestAlgorithm(digest) === 'sha256' ? this.#hashes.digestOf(id, writer.size) : null) ??
+        (await this.#rehash(writer, digest));
+      if (actual !== digest) {
+        await this.#discardUpload(id, writer);
+        throw new OciError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
+      }
+      await this.#commitBlob(repository, digest, writer);
+      await sql.deleteUpload(this.#db, id);
+      this.#hashes.forget(id);
+      this.#metrics.uploadsCompleted.inc({ method: 'chunked' });
+      return digest;
+    });
+  }
+
+  async cancelUpload(repository: RepositoryName, id: string): Promise<void> {
+    await this.#uploadLocks.run(id, async () => {
+      const writer = await this.#openUpload(repository, id);
+      await this.#discardUpload(id, writer);
+    });
+  }
+
+  async uploadMonolithic(repository: RepositoryName, digest: Digest, body: Readable): Promise<Digest> {
+    const id = randomUUID();
+    const writer = await this.#driver.openUpload(id);
+    try {
+      const hash = createDigester(digestAlgorithm(digest));
+      await writer.append(hashingStream(body, hash));
+      this.#metrics.blobBytesReceived.inc(writer.size);
+      const actual = finishDigest(hash, digestAlgorithm(digest));
+      if (actual !== digest) throw new OciError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
+      await this.#commitBlob(repository, digest, writer);
+      this.#metrics.uploadsCompleted.inc({ method: 'monolithic' });
+      return digest;
+    } catch (error) {
+      await writer.abort().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Makes the blob live and readable in the repository; storage moves under the blob row's lock. */
+  async #commitBlob(repository: RepositoryName, digest: Digest, writer: UploadWriter): Promise<void> {
+    const size = writer.size;
+    let reused = false;
+    await this.#db.transaction(async (tx) => {
+      reused = (await sql.lockLiveBlob(tx, digest)) !== null;
+      if (!reused) {
+        await sql.upsertBlobLocked(tx, digest, size);
+        await writer.commit(digest);
+      }
+      await sql.linkBlob(tx, await sql.ensureRepository(tx, repository), digest);
+    });
+    if (reused) await writer.abort();
+    this.#cache.setBlobSize(repository, digest, size);
+  }
+
+  async #openUpload(repository: RepositoryName, id: string): Promise<UploadWriter> {
+    const upload = await sql.findUpload(this.#db, id);
+    if (!upload || upload.repository !== repository) {
+      throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is not known for repository ${repository}`);
+    }
+    return this.#driver.openUpload(id);
+  }
+
+  async #appendHashed(id: string, writer: UploadWriter, chunk: Readable): Promise<void> {
+    const start = writer.size;
+    const hash = this.#hashes.hasherAt(id, start);
+    try {
+      await writer.append(hash ? hashingStream(chunk, hash) : chunk);
+      this.#hashes.advanced(id, writer.size);
+    } catch (error) {
+      this.#hashes.forget(id);
+      throw error;
+    } finally {
+      this.#metrics.blobBytesReceived.inc(writer.size - start);
+    }
+  }
+
+  async #rehash(writer: UploadWriter, expected: Digest): Promise<Digest> {
+    const algorithm = digestAlgorithm(expected);
+    const hash = createDigester(algorithm);
+    for await (const chunk of await writer.readHeld()) hash.update(chunk as Buffer);
+    return finishDigest(hash, algorithm);
+  }
+
+  async #discardUpload(id: string, writer: UploadWriter): Promise<void> {
+    this.#hashes.forget(id);
+    await writer.abort();
+    await sql.deleteUpload(this.#db, id);
+  }
+
+  /** Called by garbage collection for abandoned uploads. */
+  async expireUpload(id: string): Promise<void> {
+    await this.#uploadLocks.run(id, async () => {
+      this.#hashes.forget(id);
+      const writer = await this.#driver.openUpload(id).catch((error: unknown) => {
+        if (error instanceof UploadNotFoundError) return null;
+        throw error;
+      });
+      await writer?.abort();
+      await sql.deleteUpload(this.#db, id);
+    });
+  }
+
+  // ── listings ───────────────────────────────────────────────────────────────────────────────
+
+  async listTags(repository: RepositoryName, page: Page): Promise<PageResult> {
+    const repositoryId = await this.#repositoryIdOrUnknown(repository);
+    return paginate(page, (limit) => sql.listTags(this.#db, repositoryId, page.last, limit));
+  }
+
+  listRepositories(page: Page): Promise<PageResult> {
+    return paginate(page, (limit) => sql.listRepositories(this.#db, page.last, limit));
+  }
+
+  async listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrerDescriptor[]> {
+    const rows = await sql.listReferrers(this.#db, repository, subject, artifactType);
+    return rows.map((r) => ({
+      mediaType: r.mediaType,
+      digest: r.digest,
+      size: r.size,
+      ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+      ...(r.annotations ? { annotations: r.annotations } : {}),
+    }));
+  }
+
+  /** For garbage collection: drop cached links of blobs it removed. */
+  forgetBlobs(digests: ReadonlySet<string>): void {
+    this.#cache.forgetBlobEverywhere(digests);
+  }
+
+  /** For garbage collection: drop a manifest it removed. */
+  forgetManifest(repository: string, digest: Digest): void {
+    this.#cache.forgetManifest(repository as RepositoryName, digest);
+  }
+}
+
+/** Fetches one row more than asked, to know whether a next page exists. */
+async function paginate(page: Page, fetch: (limit: number | null) => Promise<string[]>): Promise<PageResult> {
+  if (page.n === undefined) return { items: await fetch(null) };
+  if (page.n === 0) return { items: [] };
+  const rows = await fetch(page.n + 1);
+  if (rows.length <= page.n) return { items: rows };
+  const items = rows.slice(0, page.n);
+  return { items, next: items[items.length - 1]! };
+}
+
+function manifestUnknown(reference: Reference): OciError {
+  const what = reference.kind === 'tag' ? `tag ${reference.tag}` : `manifest ${reference.digest}`;
+  return new OciError('MANIFEST_UNKNOWN', `${what} is not known to this repository`, {
+    detail: reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest },
+  });
+}
+
+function blobUnknown(digest: Digest): OciError {
+  return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this repository`, { detail: { digest } });
+}
+
+function rangeInvalid(size: number, message: string): OciError {
+  return new OciError('BLOB_UPLOAD_INVALID', message, {
+    status: 416,
+    headers: { Range: `0-${Math.max(size - 1, 0)}` },
+  });
+}

@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest.ts';
+
+/** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobStat {
+  size: number;
+}
+
+/**
+ * Content-addressed blob storage. Implementations map missing objects to `BlobNotFoundError` and
+ * keep every key choice in `paths.ts`. Nothing here knows about repositories: links live in metadata.
+ */
+export interface BlobDriver {
+  readonly kind: string;
+  stat(digest: Digest): Promise<BlobStat>;
+  /** Opens the blob (or a range of it); fails before returning when the blob is absent. */
+  read(digest: Digest, range?: ByteRange): Promise<Readable>;
+  /** Idempotent: deleting an absent blob succeeds. */
+  delete(digest: Digest): Promise<void>;
+  /** A short-lived URL clients can fetch the blob from directly, or null to stream through the gateway. */
+  redirectUrl(digest: Digest, expiresInSeconds: number): Promise<string | null>;
+  /** Creates the upload's storage, or reopens it where a previous process left off. */
+  openUpload(uploadId: string): Promise<UploadWriter>;
+  /** Throws when storage cannot be read and written. */
+  checkHealth(): Promise<void>;
+}
+
+/**
+ * An upload in progress. `size` is the number of bytes durably held, which is where the next append
+ * starts, also after a failed append or a restart. It ends in `commit` (moved under its digest) or `abort`.
+ */
+export interface UploadWriter {
+  readonly size: number;
+  append(source: Readable, signal?: AbortSignal): Promise<void>;
+  /** Everything held so far, for re-hashing when the in-memory hash state was lost. */
+  readHeld(): Promise<Readable>;
+  commit(digest: Digest): Promise<void>;
+  abort(): Promise<void>;
+}

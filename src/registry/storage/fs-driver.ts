@@ -1,0 +1,135 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, writeFile, readFile, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BlobNotFoundError, UploadNotFoundError } from '../../errors.ts';
+import type { Digest } from '../digest.ts';
+import type { BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
+import { storagePaths } from './paths.ts';
+
+const readChunkSize = 1024 * 1024;
+
+/** Blobs as files under one root. Writes land in `uploads/` and are renamed into place, so readers never see a partial blob. */
+export class FsDriver implements BlobDriver {
+  readonly kind = 'filesystem';
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  async stat(digest: Digest): Promise<BlobStat> {
+    try {
+      const info = await stat(this.#path(storagePaths.blob(digest)));
+      return { size: info.size };
+    } catch (error) {
+      throw mapNotFound(error, () => new BlobNotFoundError(digest));
+    }
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    let handle;
+    try {
+      handle = await open(this.#path(storagePaths.blob(digest)), 'r');
+    } catch (error) {
+      throw mapNotFound(error, () => new BlobNotFoundError(digest));
+    }
+    return handle.createReadStream({
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: readChunkSize,
+      autoClose: true,
+    });
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await rm(this.#path(storagePaths.blob(digest)), { force: true });
+  }
+
+  async redirectUrl(): Promise<string | null> {
+    return null;
+  }
+
+  async openUpload(uploadId: string): Promise<UploadWriter> {
+    const file = this.#path(storagePaths.uploadData(uploadId));
+    await mkdir(dirname(file), { recursive: true });
+    const handle = await open(file, 'a');
+    const { size } = await handle.stat();
+    await handle.close();
+    return new FsUploadWriter(file, size, uploadId, (digest) => this.#path(storagePaths.blob(digest)), this.#path(storagePaths.uploadRoot(uploadId)));
+  }
+
+  async checkHealth(): Promise<void> {
+    const probe = this.#path(storagePaths.healthProbe);
+    await mkdir(dirname(probe), { recursive: true });
+    const token = String(Date.now());
+    await writeFile(probe, token);
+    if ((await readFile(probe, 'utf8')) !== token) throw new Error('storage returned different bytes than written');
+    await unlink(probe);
+  }
+
+  #path(key: string): string {
+    return join(this.#root, key);
+  }
+}
+
+class FsUploadWriter implements UploadWriter {
+  #size: number;
+  readonly #file: string;
+  readonly #uploadId: string;
+  readonly #blobPath: (digest: Digest) => string;
+  readonly #root: string;
+
+  constructor(file: string, size: number, uploadId: string, blobPath: (digest: Digest) => string, root: string) {
+    this.#file = file;
+    this.#size = size;
+    this.#uploadId = uploadId;
+    this.#blobPath = blobPath;
+    this.#root = root;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  async append(source: Readable, signal?: AbortSignal): Promise<void> {
+    const sink = createWriteStream(this.#file, { flags: 'a', highWaterMark: readChunkSize });
+    try {
+      await pipeline(source, sink, signal ? { signal } : {});
+    } finally {
+      this.#size = (await stat(this.#file)).size;
+    }
+  }
+
+  async readHeld(): Promise<Readable> {
+    if (this.#size === 0) return Readable.from([]);
+    try {
+      const handle = await open(this.#file, 'r');
+      return handle.createReadStream({ highWaterMark: readChunkSize, end: this.#size - 1, autoClose: true });
+    } catch (error) {
+      throw mapNotFound(error, () => new UploadNotFoundError(this.#uploadId));
+    }
+  }
+
+  async commit(digest: Digest): Promise<void> {
+    const handle = await open(this.#file, 'r+');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    const target = this.#blobPath(digest);
+    await mkdir(dirname(target), { recursive: true });
+    await rename(this.#file, target);
+    await rm(this.#root, { recursive: true, force: true });
+  }
+
+  async abort(): Promise<void> {
+    await rm(this.#root, { recursive: true, force: true });
+  }
+}
+
+function mapNotFound(error: unknown, notFound: () => Error): unknown {
+  return (error as NodeJS.ErrnoException).code === 'ENOENT' ? notFound() : error;
+}

@@ -1,0 +1,90 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from './digest.ts';
+import type { Reference, RepositoryName } from './names.ts';
+import type { ByteRange } from './storage/driver.ts';
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+}
+
+export interface PushedManifest {
+  digest: Digest;
+  subject?: Digest;
+  tags: string[];
+}
+
+export interface Page {
+  /** Maximum entries; undefined lists everything. */
+  n?: number;
+  last?: string;
+}
+
+export interface PageResult {
+  items: string[];
+  /** The `last` to ask for the next page, when there may be one. */
+  next?: string;
+}
+
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface UploadState {
+  id: string;
+  repository: RepositoryName;
+  /** Bytes received so far; the next chunk starts here. */
+  size: number;
+}
+
+export interface BlobTarget {
+  size: number;
+  /** Pre-signed storage URL when the driver offers one, else the blob is streamed. */
+  redirectUrl: string | null;
+}
+
+/** Who acts, for tag history and (later) authorisation. */
+export interface Actor {
+  name: string | null;
+}
+
+/**
+ * Everything the /v2 routes ask of a registry. The local store implements it over metadata and blob
+ * storage; the pull-through cache will implement it around the local store.
+ */
+export interface RegistryStore {
+  getManifest(repository: RepositoryName, reference: Reference): Promise<StoredManifest>;
+  putManifest(
+    repository: RepositoryName,
+    reference: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+    extraTags: string[],
+    actor: Actor,
+  ): Promise<PushedManifest>;
+  deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void>;
+
+  statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget>;
+  readBlob(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable>;
+  deleteBlob(repository: RepositoryName, digest: Digest): Promise<void>;
+
+  startUpload(repository: RepositoryName): Promise<UploadState>;
+  getUpload(repository: RepositoryName, id: string): Promise<UploadState>;
+  /** Appends a chunk; `expectedStart` (from Content-Range) must equal the current size. */
+  appendUpload(repository: RepositoryName, id: string, chunk: Readable, expectedStart?: number): Promise<UploadState>;
+  completeUpload(repository: RepositoryName, id: string, digest: Digest, lastChunk?: Readable): Promise<Digest>;
+  cancelUpload(repository: RepositoryName, id: string): Promise<void>;
+  /** One request, one blob: POST or PUT with `?digest=` and the whole body. */
+  uploadMonolithic(repository: RepositoryName, digest: Digest, body: Readable): Promise<Digest>;
+  /** Links a blob readable in `from` (or, with no `from`, anywhere) into `repository`; false when it is not there. */
+  mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName | undefined): Promise<boolean>;
+
+  listTags(repository: RepositoryName, page: Page): Promise<PageResult>;
+  listRepositories(page: Page): Promise<PageResult>;
+  listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrerDescriptor[]>;
+}
