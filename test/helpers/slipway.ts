@@ -1,0 +1,47 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { parseConfig, type ConfigInput } from '../../src/gateway/config.ts';
+import { startServer, type RunningServer } from '../../src/gateway/server.ts';
+
+export interface TestSlipway extends RunningServer {
+  /** host:port, as registry clients write it. */
+  host: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export interface TestSlipwayOptions {
+  /** 'pglite' (default): embedded, in the temp dir. 'postgres': the run's PostgreSQL, in a fresh schema. */
+  database?: 'pglite' | 'postgres';
+  config?: ConfigInput;
+}
+
+/** Starts a gateway in this process on a random loopback port with its own temporary data directory. */
+export async function startSlipway(options: TestSlipwayOptions = {}): Promise<TestSlipway> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'slipway-test-'));
+  const database =
+    options.database === 'postgres'
+      ? { url: inject('databaseUrl'), schema: `t_${randomBytes(6).toString('hex')}` }
+      : {};
+  const config = parseConfig({
+    listen: '127.0.0.1:0',
+    dataDir,
+    logLevel: 'warn',
+    ...options.config,
+    database: { ...database, ...options.config?.database },
+    gc: { enabled: false, ...options.config?.gc },
+  });
+  const server = await startServer(config);
+  return {
+    ...server,
+    host: server.url.replace(/^http:\/\//, ''),
+    dataDir,
+    async stop() {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
