@@ -13,7 +13,8 @@ function wrap(target: PGlite | Transaction): Queryable {
   return {
     async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
       const result = await target.query<R>(text, params as unknown[] | undefined);
-      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+      // pg counts the rows a SELECT returns; PGlite reports 0 affected rows for it.
+      return { rows: result.rows, rowCount: Math.max(result.affectedRows ?? 0, result.rows.length) };
     },
     async exec(script: string): Promise<void> {
       await target.exec(script);

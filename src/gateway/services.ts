@@ -10,6 +10,7 @@ import { LocalRegistryStore } from '../registry/local-store.ts';
 import { MetadataCache } from '../registry/metadata/cache.ts';
 import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
 import type { BlobDriver } from '../registry/storage/driver.ts';
+import { TagHistory } from '../registry/tag-history.ts';
 import type { Config } from './config.ts';
 import { createBlobDriver } from './storage.ts';
 
@@ -19,6 +20,7 @@ export interface Services {
   db: Database;
   driver: BlobDriver;
   store: LocalRegistryStore;
+  tagHistory: TagHistory;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
   metricsRegistry: MetricsRegistry;
@@ -52,6 +54,7 @@ export async function createServices(config: Config): Promise<Services> {
       metrics,
       redirectSeconds: config.storage.s3?.redirectSeconds ?? 0,
     });
+    const tagHistory = new TagHistory(db, (repository, tag) => cache.forgetTag(repository, tag));
     const gc = new GarbageCollector(db, driver, metrics, {
       expireUpload: (id) => store.expireUpload(id),
       forgetBlobs: (digests) => store.forgetBlobs(digests),
@@ -62,7 +65,7 @@ export async function createServices(config: Config): Promise<Services> {
       blobGraceSeconds: config.gc.blobGrace,
       uploadExpirySeconds: config.gc.uploadExpiry,
     };
-    return { config, db, driver, store, gc, gcPolicy, metricsRegistry, metrics, close: () => db.close() };
+    return { config, db, driver, store, tagHistory, gc, gcPolicy, metricsRegistry, metrics, close: () => db.close() };
   } catch (error) {
     await db.close().catch(() => {});
     throw error;

@@ -39,12 +39,12 @@ const unreachableManifests = `
     SELECT e.repository_id, e.child FROM edges e JOIN live l ON l.repository_id = e.repository_id AND l.digest = e.parent
   )
   SELECT m.repository_id, r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
-   WHERE m.pushed_at < now() - make_interval(secs => $1)
+   WHERE m.pushed_at <= now() - make_interval(secs => $1)
      AND NOT EXISTS (SELECT 1 FROM live l WHERE l.repository_id = m.repository_id AND l.digest = m.digest)
    LIMIT ${batchSize}`;
 
 const unreferencedBlobCondition = `
-  b.state = 'live' AND b.created_at < now() - make_interval(secs => $1)
+  b.state = 'live' AND b.created_at <= now() - make_interval(secs => $1)
   AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = b.digest)
   AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > now() - make_interval(secs => $1))`;
 
@@ -85,7 +85,7 @@ export class GarbageCollector {
 
   async #expireUploads(expirySeconds: number): Promise<number> {
     const { rows } = await this.#db.query<{ id: string }>(
-      `SELECT id FROM uploads WHERE updated_at < now() - make_interval(secs => $1) LIMIT ${batchSize * 10}`,
+      `SELECT id FROM uploads WHERE updated_at <= now() - make_interval(secs => $1) LIMIT ${batchSize * 10}`,
       [expirySeconds],
     );
     for (const { id } of rows) await this.#hooks.expireUpload(id);

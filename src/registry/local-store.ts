@@ -164,9 +164,13 @@ export class LocalRegistryStore implements RegistryStore {
     return { size, redirectUrl };
   }
 
-  async readBlob(_repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable> {
+  async readBlob(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable> {
     try {
-      return await this.#driver.read(digest, range);
+      const stream = await this.#driver.read(digest, range);
+      // Counted once the client has everything; a listener on 'data' would start the flow too early.
+      const length = range ? range.end - range.start + 1 : this.#cache.getBlobSize(repository, digest);
+      stream.once('end', () => this.#metrics.blobBytesServed.inc(length ?? (stream as { bytesRead?: number }).bytesRead ?? 0));
+      return stream;
     } catch (error) {
       if (error instanceof BlobNotFoundError) throw blobUnknown(digest);
       throw error;

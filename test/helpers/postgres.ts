@@ -32,8 +32,14 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
   return {
     url,
     async stop() {
-      child.kill('SIGINT');
-      await new Promise((resolve) => child.once('exit', resolve));
+      // runuser does not pass signals on, so ask PostgreSQL itself to stop.
+      const [stopCmd, stopArgs] = run('pg_ctl', ['-D', join(dir, 'data'), 'stop', '-m', 'immediate']);
+      try {
+        execFileSync(stopCmd, [...stopArgs], { stdio: 'ignore' });
+      } catch {
+        child.kill('SIGKILL');
+      }
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
       rmSync(dir, { recursive: true, force: true });
     },
   };
