@@ -363,7 +363,7 @@ async function listReferrers(
   if (artifactType) reply.header('OCI-Filters-Applied', 'artifactType');
   return reply
     .header('Content-Type', mediaTypes.ociIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }));
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })));
 }
 
 // ── shared ─────────────────────────────────────────────────────────────────────────────────────
@@ -407,7 +407,7 @@ function sendPage(
     const n = page.items.length;
     reply.header('Link', `<${path}?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   }
-  return reply.header('Content-Type', 'application/json').send(JSON.stringify({ ...extra, [key]: page.items }));
+  return reply.header('Content-Type', 'application/json').send(Buffer.from(JSON.stringify({ ...extra, [key]: page.items })));
 }
 
 function single(value: string | string[] | undefined): string | undefined {
