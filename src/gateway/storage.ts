@@ -7,5 +7,10 @@ import type { Config } from './config.ts';
 
 export async function createBlobDriver(config: Config, metrics: RegistryMetrics): Promise<BlobDriver> {
   const storage = config.storage;
+  if (storage.driver === 's3' && storage.s3) {
+    // Loaded only when configured: the AWS SDK is large and filesystem deployments never need it.
+    const { S3Driver } = await import('../registry/storage/s3-driver.ts');
+    return new CheckedDriver(new S3Driver(storage.s3), metrics);
+  }
   return new CheckedDriver(new FsDriver(storage.root ?? join(config.dataDir, 'storage')), metrics);
 }
