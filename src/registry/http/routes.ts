@@ -115,12 +115,13 @@ async function manifestHandlers(
       const { repository, actor } = await authorize(ctx, request, rawName, ['pull', 'push']);
       const reference = parseReference(rawReference);
       const body = await readBoundedBody(request.raw, ctx.maxManifestBytes);
+      const tagParams = queryValues(request, 'tag');
       const pushed = await ctx.store.putManifest(
         repository,
         reference,
         body,
         request.headers['content-type'],
-        queryValues(request, 'tag'),
+        tagParams,
         actor,
       );
       reply
@@ -128,7 +129,8 @@ async function manifestHandlers(
         .header('Location', `/v2/${repository}/manifests/${pushed.digest}`)
         .header('Docker-Content-Digest', pushed.digest);
       if (pushed.subject) reply.header('OCI-Subject', pushed.subject);
-      if (pushed.tags.length > 1) reply.header('OCI-Tag', pushed.tags.join(','));
+      // end-7b echoes the tags it applied, also when a single `?tag=` was given.
+      if (tagParams.length > 0) reply.header('OCI-Tag', pushed.tags.join(','));
       return reply.send();
     }
     case 'DELETE': {
