@@ -94,6 +94,8 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_S3_REGION', ['storage', 's3', 'region'], String],
   ['SLIPWAY_S3_ENDPOINT', ['storage', 's3', 'endpoint'], String],
   ['SLIPWAY_S3_FORCE_PATH_STYLE', ['storage', 's3', 'forcePathStyle'], (v) => v === '1' || v === 'true'],
+  ['SLIPWAY_S3_PREFIX', ['storage', 's3', 'prefix'], String],
+  ['SLIPWAY_S3_PART_SIZE_MIB', ['storage', 's3', 'partSizeMiB'], Number],
   ['SLIPWAY_S3_REDIRECT_SECONDS', ['storage', 's3', 'redirectSeconds'], Number],
   ['SLIPWAY_GC_ENABLED', ['gc', 'enabled'], (v) => v === '1' || v === 'true'],
 ];

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, writeFile, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -61,9 +62,9 @@ export class FsDriver implements BlobDriver {
   }
 
   async checkHealth(): Promise<void> {
-    const probe = this.#path(storagePaths.healthProbe);
+    const token = randomUUID();
+    const probe = this.#path(storagePaths.healthProbe(token));
     await mkdir(dirname(probe), { recursive: true });
-    const token = String(Date.now());
     await writeFile(probe, token);
     if ((await readFile(probe, 'utf8')) !== token) throw new Error('storage returned different bytes than written');
     await unlink(probe);

@@ -12,7 +12,18 @@ export const storagePaths = {
   uploadData(uploadId: string): string {
     return `uploads/${uploadId}/data`;
   },
-  healthProbe: '_health/probe',
+  /** Bytes after the last full multipart part (object stores). */
+  uploadTail(uploadId: string): string {
+    return `uploads/${uploadId}/tail`;
+  },
+  /** Resumable upload state (object stores). */
+  uploadState(uploadId: string): string {
+    return `uploads/${uploadId}/state.json`;
+  },
+  /** A probe of its own per check, so gateways sharing storage never read each other's. */
+  healthProbe(token: string): string {
+    return `_health/probe-${token}`;
+  },
 };
 
 const uploadIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
