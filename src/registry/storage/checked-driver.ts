@@ -56,6 +56,10 @@ export class CheckedDriver implements BlobDriver {
     return this.#run('health', () => this.#inner.checkHealth());
   }
 
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
   async #run<T>(operation: string, action: () => Promise<T>): Promise<T> {
     const stop = this.#metrics?.storageDuration.startTimer({ driver: this.#inner.kind, operation });
     try {

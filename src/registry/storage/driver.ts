@@ -28,6 +28,8 @@ export interface BlobDriver {
   openUpload(uploadId: string): Promise<UploadWriter>;
   /** Throws when storage cannot be read and written. */
   checkHealth(): Promise<void>;
+  /** Releases connections; the driver is not used afterwards. */
+  close(): Promise<void>;
 }
 
 /**

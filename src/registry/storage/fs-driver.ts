@@ -70,6 +70,8 @@ export class FsDriver implements BlobDriver {
     await unlink(probe);
   }
 
+  async close(): Promise<void> {}
+
   #path(key: string): string {
     return join(this.#root, key);
   }

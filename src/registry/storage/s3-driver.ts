@@ -147,6 +147,10 @@ export class S3Driver implements BlobDriver {
       await this.#objects.delete(key);
     }
   }
+
+  async close(): Promise<void> {
+    this.#objects.destroy();
+  }
 }
 
 // ── uploads ──────────────────────────────────────────────────────────────────────────────────────
@@ -468,6 +472,10 @@ class S3UploadWriter implements UploadWriter {
 /** One bucket and prefix; every SDK error leaves here as a typed error or a `StorageError`. */
 class S3Objects {
   readonly #client: S3Client;
+
+  destroy(): void {
+    this.#client.destroy();
+  }
   readonly #bucket: string;
   readonly #prefix: string;
 
