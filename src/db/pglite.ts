@@ -5,7 +5,13 @@ const int8 = 20;
 
 /** Embedded PostgreSQL (WASM) stored under `dataDir`, or in memory when `dataDir` is omitted. */
 export async function openPglite(dataDir?: string): Promise<Database> {
-  const db = await PGlite.create({ ...(dataDir ? { dataDir } : {}), parsers: { [int8]: Number } });
+  const db = await PGlite.create({
+    ...(dataDir ? { dataDir } : {}),
+    parsers: { [int8]: Number },
+    // Registry metadata is small and hot rows are cached by the gateway: PostgreSQL's default 128 MB of
+    // shared buffers would only add resident memory to the process.
+    postgresqlconf: ['shared_buffers=16MB'],
+  });
   return new PgliteDatabase(db);
 }
 

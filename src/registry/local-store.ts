@@ -333,8 +333,21 @@ export class LocalRegistryStore implements RegistryStore {
   // ── listings ───────────────────────────────────────────────────────────────────────────────
 
   async listTags(repository: RepositoryName, page: Page): Promise<PageResult> {
-    const repositoryId = await this.#repositoryIdOrUnknown(repository);
-    return paginate(page, (limit) => sql.listTags(this.#db, repositoryId, page.last, limit));
+    let tags = this.#cache.getTagList(repository);
+    if (!tags) {
+      const repositoryId = await this.#repositoryIdOrUnknown(repository);
+      const all = await sql.listTags(this.#db, repositoryId, undefined, maxCachedTagList + 1);
+      if (all.length > maxCachedTagList) {
+        return paginate(page, (limit) => sql.listTags(this.#db, repositoryId, page.last, limit));
+      }
+      tags = all;
+      this.#cache.setTagList(repository, tags);
+    }
+    const list = tags;
+    return paginate(page, async (limit) => {
+      const start = page.last === undefined ? 0 : firstAfter(list, page.last);
+      return list.slice(start, limit === null ? undefined : start + limit);
+    });
   }
 
   listRepositories(page: Page): Promise<PageResult> {
@@ -361,6 +374,21 @@ export class LocalRegistryStore implements RegistryStore {
   forgetManifest(repository: string, digest: Digest): void {
     this.#cache.forgetManifest(repository as RepositoryName, digest);
   }
+}
+
+/** Repositories with more tags than this page through the database instead of memory. */
+const maxCachedTagList = 100_000;
+
+/** Index of the first entry greater than `last` in a list sorted by code unit (byte order for tags). */
+function firstAfter(sorted: readonly string[], last: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sorted[middle]! <= last) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** Fetches one row more than asked, to know whether a next page exists. */

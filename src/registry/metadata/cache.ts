@@ -18,11 +18,13 @@ export class MetadataCache {
   readonly #tags: LRUCache<string, Digest>;
   readonly #manifests: LRUCache<string, StoredManifest>;
   readonly #blobSizes: LRUCache<string, number>;
+  readonly #tagLists: LRUCache<string, readonly string[]>;
 
   constructor(options: MetadataCacheOptions) {
     const ttl = options.ttlMs;
     this.#tags = new LRUCache({ max: 100_000, ttl });
     this.#blobSizes = new LRUCache({ max: 200_000, ttl });
+    this.#tagLists = new LRUCache({ maxSize: 2_000_000, sizeCalculation: (tags) => tags.length + 1, ttl });
     this.#manifests = new LRUCache({
       maxSize: options.maxManifestBytes,
       sizeCalculation: (m) => m.content.length + 200,
@@ -40,6 +42,16 @@ export class MetadataCache {
 
   forgetTag(repository: RepositoryName, tag: string): void {
     this.#tags.delete(`${repository}:${tag}`);
+    this.#tagLists.delete(repository);
+  }
+
+  /** Every tag of the repository in byte order, for paging without the database. */
+  getTagList(repository: RepositoryName): readonly string[] | undefined {
+    return this.#tagLists.get(repository);
+  }
+
+  setTagList(repository: RepositoryName, tags: readonly string[]): void {
+    this.#tagLists.set(repository, tags);
   }
 
   getManifest(repository: RepositoryName, digest: Digest): StoredManifest | undefined {
@@ -77,5 +89,6 @@ export class MetadataCache {
     this.#tags.clear();
     this.#manifests.clear();
     this.#blobSizes.clear();
+    this.#tagLists.clear();
   }
 }
