@@ -29,7 +29,16 @@ program
   .option('--listen <host:port>', 'address to listen on (env SLIPWAY_LISTEN; default 0.0.0.0:5000)')
   .option('--data <dir>', 'data directory for embedded database and blobs (env SLIPWAY_DATA; default ./data)')
   .option('--config <file>', 'YAML configuration file (env SLIPWAY_CONFIG)')
-  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+  .addOption(
+    new Option('--log-level <level>', 'log level').choices([
+      'fatal',
+      'error',
+      'warn',
+      'info',
+      'debug',
+      'trace',
+    ]),
+  )
   .action(async (flags: ServeFlags) => {
     const config = await loadConfig({ file: flags.config, overrides: overridesFrom(flags) });
     const server = await startServer(config);

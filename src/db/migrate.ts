@@ -15,7 +15,9 @@ export async function migrate(db: Database): Promise<string[]> {
     await tx.exec(
       'CREATE TABLE IF NOT EXISTS slipway_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
     );
-    const done = new Set((await tx.query<{ name: string }>('SELECT name FROM slipway_migrations')).rows.map((r) => r.name));
+    const done = new Set(
+      (await tx.query<{ name: string }>('SELECT name FROM slipway_migrations')).rows.map((r) => r.name),
+    );
     for (const file of files) {
       if (done.has(file)) continue;
       await tx.exec(await readFile(join(migrationsDir, file), 'utf8'));

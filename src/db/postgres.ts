@@ -84,7 +84,9 @@ class PostgresDatabase implements Database {
   async tryWithLock<T>(key: number, work: () => Promise<T>): Promise<T | null> {
     const client = await this.#pool.connect();
     try {
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [key]);
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+        key,
+      ]);
       if (!rows[0]?.locked) return null;
       try {
         return await work();

@@ -7,14 +7,19 @@ import { ConfigError } from '../errors.ts';
 const durationUnits: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
 /** Seconds, given as a number or as "90s", "15m", "24h", "7d". */
-const duration = z.preprocess((value) => {
-  if (typeof value !== 'string') return value;
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!match) return value;
-  return Number(match[1]) * durationUnits[match[2] ?? 's']!;
-}, z.number({ error: 'expected a duration such as 30, "90s", "15m", "24h" or "7d"' }).nonnegative());
+const duration = z.preprocess(
+  (value) => {
+    if (typeof value !== 'string') return value;
+    const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim());
+    if (!match) return value;
+    return Number(match[1]) * durationUnits[match[2] ?? 's']!;
+  },
+  z.number({ error: 'expected a duration such as 30, "90s", "15m", "24h" or "7d"' }).nonnegative(),
+);
 
-const listen = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
+const listen = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
 
 const s3Schema = z.strictObject({
   bucket: z.string().min(1),
@@ -40,7 +45,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** PostgreSQL connection string; without it, PGlite is embedded under the data directory. */
       url: z.string().optional(),
-      schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'expected a lowercase SQL identifier').optional(),
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lowercase SQL identifier')
+        .optional(),
       maxConnections: z.number().int().positive().default(10),
     })
     .default({ maxConnections: 10 }),
@@ -58,7 +66,11 @@ export const configSchema = z.strictObject({
     }),
   registry: z
     .strictObject({
-      maxManifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+      maxManifestBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(4 * 1024 * 1024),
       /** How long cached tags, manifests and blob links are trusted before asking the database again. */
       cacheTtl: duration.default(5),
       cacheManifestMiB: z.number().int().positive().default(64),
@@ -125,7 +137,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     }
     fromFile = (parsed ?? {}) as Record<string, unknown>;
   }
-  const merged = deepMerge(deepMerge(fromFile, fromEnvironment(env)), (options.overrides ?? {}) as Record<string, unknown>);
+  const merged = deepMerge(
+    deepMerge(fromFile, fromEnvironment(env)),
+    (options.overrides ?? {}) as Record<string, unknown>,
+  );
   return parseConfig(merged, file);
 }
 
@@ -160,7 +175,11 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
   for (const [key, value] of Object.entries(over)) {
     const current = out[key];
     out[key] =
-      isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value === undefined ? current : value;
+      isPlainObject(current) && isPlainObject(value)
+        ? deepMerge(current, value)
+        : value === undefined
+          ? current
+          : value;
   }
   return out;
 }

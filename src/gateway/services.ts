@@ -65,7 +65,17 @@ export async function createServices(config: Config): Promise<Services> {
       blobGraceSeconds: config.gc.blobGrace,
       uploadExpirySeconds: config.gc.uploadExpiry,
     };
-    return { config, db, driver, store, tagHistory, gc, gcPolicy, metricsRegistry, metrics, close: async () => {
+    return {
+      config,
+      db,
+      driver,
+      store,
+      tagHistory,
+      gc,
+      gcPolicy,
+      metricsRegistry,
+      metrics,
+      close: async () => {
         await driver.close();
         await db.close();
       },

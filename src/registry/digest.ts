@@ -16,12 +16,17 @@ export function isSupportedAlgorithm(algorithm: string): algorithm is DigestAlgo
 /** Parses a digest string; anything malformed or of an unsupported algorithm is DIGEST_INVALID. */
 export function parseDigest(value: string): Digest {
   const match = digestPattern.exec(value);
-  if (!match) throw new OciError('DIGEST_INVALID', `invalid digest "${truncate(value)}": expected algorithm:hex`);
+  if (!match)
+    throw new OciError('DIGEST_INVALID', `invalid digest "${truncate(value)}": expected algorithm:hex`);
   const [, algorithm, encoded] = match as unknown as [string, string, string];
   if (!isSupportedAlgorithm(algorithm)) {
-    throw new OciError('DIGEST_INVALID', `unsupported digest algorithm "${algorithm}": use sha256 or sha512`, {
-      detail: { digest: value },
-    });
+    throw new OciError(
+      'DIGEST_INVALID',
+      `unsupported digest algorithm "${algorithm}": use sha256 or sha512`,
+      {
+        detail: { digest: value },
+      },
+    );
   }
   if (encoded.length !== encodedLength[algorithm] || !/^[a-f0-9]+$/.test(encoded)) {
     throw new OciError(

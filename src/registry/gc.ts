@@ -129,7 +129,10 @@ export class GarbageCollector {
         [repositoryId, digest],
       );
       if (rows[0]?.reachable) return false;
-      await tx.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+      await tx.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [
+        repositoryId,
+        digest,
+      ]);
       return true;
     });
     return deleted;

@@ -2,13 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Database, Queryable } from '../db/database.ts';
 import { BlobNotFoundError, UploadNotFoundError } from '../errors.ts';
-import {
-  computeDigest,
-  createDigester,
-  digestAlgorithm,
-  finishDigest,
-  type Digest,
-} from './digest.ts';
+import { computeDigest, createDigester, digestAlgorithm, finishDigest, type Digest } from './digest.ts';
 import { OciError } from './errors.ts';
 import { parseManifest, referrerArtifactType, type ParsedManifest } from './manifest.ts';
 import type { MetadataCache } from './metadata/cache.ts';
@@ -61,7 +55,8 @@ export class LocalRegistryStore implements RegistryStore {
   // ── manifests ──────────────────────────────────────────────────────────────────────────────
 
   async getManifest(repository: RepositoryName, reference: Reference): Promise<StoredManifest> {
-    const digest = reference.kind === 'digest' ? reference.digest : await this.#resolveTag(repository, reference.tag);
+    const digest =
+      reference.kind === 'digest' ? reference.digest : await this.#resolveTag(repository, reference.tag);
     const cached = this.#cache.getManifest(repository, digest);
     if (cached) return cached;
     const row = await sql.findManifest(this.#db, repository, digest);
@@ -88,11 +83,19 @@ export class LocalRegistryStore implements RegistryStore {
     actor: Actor,
   ): Promise<PushedManifest> {
     const manifest = parseManifest(body, contentType);
-    const digest = computeDigest(body, reference.kind === 'digest' ? digestAlgorithm(reference.digest) : 'sha256');
+    const digest = computeDigest(
+      body,
+      reference.kind === 'digest' ? digestAlgorithm(reference.digest) : 'sha256',
+    );
     if (reference.kind === 'digest' && reference.digest !== digest) {
-      throw new OciError('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference.digest} as in the URL`);
+      throw new OciError(
+        'DIGEST_INVALID',
+        `manifest digest is ${digest}, not ${reference.digest} as in the URL`,
+      );
     }
-    const tags = [...new Set([...(reference.kind === 'tag' ? [reference.tag] : []), ...extraTags.map(parseTag)])];
+    const tags = [
+      ...new Set([...(reference.kind === 'tag' ? [reference.tag] : []), ...extraTags.map(parseTag)]),
+    ];
     const artifactType = referrerArtifactType(manifest, body);
 
     await this.#db.transaction(async (tx) => {
@@ -110,7 +113,9 @@ export class LocalRegistryStore implements RegistryStore {
 
   /** Config and layers must be readable in the repository with the sizes the manifest claims. */
   async #checkReferencedBlobs(tx: Queryable, repositoryId: number, manifest: ParsedManifest): Promise<void> {
-    const missing = await sql.lockLinkedBlobs(tx, repositoryId, [...new Set(manifest.blobs.map((b) => b.digest))]);
+    const missing = await sql.lockLinkedBlobs(tx, repositoryId, [
+      ...new Set(manifest.blobs.map((b) => b.digest)),
+    ]);
     if (missing.size > 0) {
       const list = [...missing];
       throw new OciError(
@@ -133,12 +138,16 @@ export class LocalRegistryStore implements RegistryStore {
   async deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void> {
     const repositoryId = await this.#repositoryIdOrUnknown(repository);
     if (reference.kind === 'tag') {
-      const previous = await this.#db.transaction((tx) => sql.deleteTag(tx, repositoryId, reference.tag, actor.name));
+      const previous = await this.#db.transaction((tx) =>
+        sql.deleteTag(tx, repositoryId, reference.tag, actor.name),
+      );
       this.#cache.forgetTag(repository, reference.tag);
       if (!previous) throw manifestUnknown(reference);
       return;
     }
-    const deletedTags = await this.#db.transaction((tx) => sql.deleteManifest(tx, repositoryId, reference.digest, actor.name));
+    const deletedTags = await this.#db.transaction((tx) =>
+      sql.deleteManifest(tx, repositoryId, reference.digest, actor.name),
+    );
     this.#cache.forgetManifest(repository, reference.digest);
     for (const tag of deletedTags ?? []) this.#cache.forgetTag(repository, tag);
     if (!deletedTags) throw manifestUnknown(reference);
@@ -146,7 +155,8 @@ export class LocalRegistryStore implements RegistryStore {
 
   async #repositoryIdOrUnknown(repository: RepositoryName): Promise<number> {
     const id = await sql.findRepositoryId(this.#db, repository);
-    if (id === null) throw new OciError('NAME_UNKNOWN', `repository ${repository} is not known to this registry`);
+    if (id === null)
+      throw new OciError('NAME_UNKNOWN', `repository ${repository} is not known to this registry`);
     return id;
   }
 
@@ -160,7 +170,8 @@ export class LocalRegistryStore implements RegistryStore {
       size = found;
       this.#cache.setBlobSize(repository, digest, size);
     }
-    const redirectUrl = this.#redirectSeconds > 0 ? await this.#driver.redirectUrl(digest, this.#redirectSeconds) : null;
+    const redirectUrl =
+      this.#redirectSeconds > 0 ? await this.#driver.redirectUrl(digest, this.#redirectSeconds) : null;
     return { size, redirectUrl };
   }
 
@@ -169,7 +180,9 @@ export class LocalRegistryStore implements RegistryStore {
       const stream = await this.#driver.read(digest, range);
       // Counted once the client has everything; a listener on 'data' would start the flow too early.
       const length = range ? range.end - range.start + 1 : this.#cache.getBlobSize(repository, digest);
-      stream.once('end', () => this.#metrics.blobBytesServed.inc(length ?? (stream as { bytesRead?: number }).bytesRead ?? 0));
+      stream.once('end', () =>
+        this.#metrics.blobBytesServed.inc(length ?? (stream as { bytesRead?: number }).bytesRead ?? 0),
+      );
       return stream;
     } catch (error) {
       if (error instanceof BlobNotFoundError) throw blobUnknown(digest);
@@ -183,9 +196,15 @@ export class LocalRegistryStore implements RegistryStore {
     if (!removed) throw blobUnknown(digest);
   }
 
-  async mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName | undefined): Promise<boolean> {
+  async mountBlob(
+    repository: RepositoryName,
+    digest: Digest,
+    from: RepositoryName | undefined,
+  ): Promise<boolean> {
     const mounted = await this.#db.transaction(async (tx) => {
-      const sourceSize = from ? await sql.findLinkedBlobSize(tx, from, digest) : await sql.lockLiveBlob(tx, digest);
+      const sourceSize = from
+        ? await sql.findLinkedBlobSize(tx, from, digest)
+        : await sql.lockLiveBlob(tx, digest);
       if (sourceSize === null) return false;
       if (from && (await sql.lockLiveBlob(tx, digest)) === null) return false;
       await sql.linkBlob(tx, await sql.ensureRepository(tx, repository), digest);
@@ -209,12 +228,20 @@ export class LocalRegistryStore implements RegistryStore {
     return { id, repository, size: writer.size };
   }
 
-  appendUpload(repository: RepositoryName, id: string, chunk: Readable, expectedStart?: number): Promise<UploadState> {
+  appendUpload(
+    repository: RepositoryName,
+    id: string,
+    chunk: Readable,
+    expectedStart?: number,
+  ): Promise<UploadState> {
     return this.#uploadLocks.run(id, async () => {
       const writer = await this.#openUpload(repository, id);
       if (expectedStart !== undefined && expectedStart !== writer.size) {
         chunk.resume();
-        throw rangeInvalid(writer.size, `chunk starts at ${expectedStart} but the upload holds ${writer.size} bytes`);
+        throw rangeInvalid(
+          writer.size,
+          `chunk starts at ${expectedStart} but the upload holds ${writer.size} bytes`,
+        );
       }
       await this.#appendHashed(id, writer, chunk);
       await sql.touchUpload(this.#db, id);
@@ -222,7 +249,12 @@ export class LocalRegistryStore implements RegistryStore {
     });
   }
 
-  completeUpload(repository: RepositoryName, id: string, digest: Digest, lastChunk?: Readable): Promise<Digest> {
+  completeUpload(
+    repository: RepositoryName,
+    id: string,
+    digest: Digest,
+    lastChunk?: Readable,
+  ): Promise<Digest> {
     return this.#uploadLocks.run(id, async () => {
       const writer = await this.#openUpload(repository, id);
       if (lastChunk) await this.#appendHashed(id, writer, lastChunk);
@@ -256,7 +288,8 @@ export class LocalRegistryStore implements RegistryStore {
       await writer.append(hashingStream(body, hash));
       this.#metrics.blobBytesReceived.inc(writer.size);
       const actual = finishDigest(hash, digestAlgorithm(digest));
-      if (actual !== digest) throw new OciError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
+      if (actual !== digest)
+        throw new OciError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
       await this.#commitBlob(repository, digest, writer);
       this.#metrics.uploadsCompleted.inc({ method: 'monolithic' });
       return digest;
@@ -354,7 +387,11 @@ export class LocalRegistryStore implements RegistryStore {
     return paginate(page, (limit) => sql.listRepositories(this.#db, page.last, limit));
   }
 
-  async listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrerDescriptor[]> {
+  async listReferrers(
+    repository: RepositoryName,
+    subject: Digest,
+    artifactType?: string,
+  ): Promise<ReferrerDescriptor[]> {
     const rows = await sql.listReferrers(this.#db, repository, subject, artifactType);
     return rows.map((r) => ({
       mediaType: r.mediaType,
@@ -409,7 +446,9 @@ function manifestUnknown(reference: Reference): OciError {
 }
 
 function blobUnknown(digest: Digest): OciError {
-  return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this repository`, { detail: { digest } });
+  return new OciError('BLOB_UNKNOWN', `blob ${digest} is not known to this repository`, {
+    detail: { digest },
+  });
 }
 
 function rangeInvalid(size: number, message: string): OciError {

@@ -1,6 +1,12 @@
 import { OciError } from './errors.ts';
 import { parseDigest, type Digest } from './digest.ts';
-import { baseMediaType, isNonDistributable, manifestKindOf, mediaTypes, type ManifestKind } from './media-types.ts';
+import {
+  baseMediaType,
+  isNonDistributable,
+  manifestKindOf,
+  mediaTypes,
+  type ManifestKind,
+} from './media-types.ts';
 
 export interface Descriptor {
   mediaType: string;
@@ -32,16 +38,23 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   const json = parseJsonObject(body);
   const declared = typeof json.mediaType === 'string' ? json.mediaType : undefined;
   const header = baseMediaType(contentType);
-  const mediaType = header && header !== 'application/octet-stream' && header !== 'application/json' ? header : declared ?? guessMediaType(json);
+  const mediaType =
+    header && header !== 'application/octet-stream' && header !== 'application/json'
+      ? header
+      : (declared ?? guessMediaType(json));
   if (declared !== undefined && declared !== mediaType) {
     throw invalid(`mediaType "${declared}" in the manifest does not match Content-Type "${mediaType}"`);
   }
   const kind = manifestKindOf(mediaType);
   if (!kind) {
     if (mediaType === mediaTypes.dockerSchema1 || mediaType === mediaTypes.dockerSchema1Signed) {
-      throw new OciError('MANIFEST_INVALID', 'Docker schema 1 manifests are not supported: push schema 2 or OCI', {
-        status: 400,
-      });
+      throw new OciError(
+        'MANIFEST_INVALID',
+        'Docker schema 1 manifests are not supported: push schema 2 or OCI',
+        {
+          status: 400,
+        },
+      );
     }
     throw new OciError('MANIFEST_INVALID', `unsupported manifest media type "${mediaType}"`, { status: 400 });
   }
@@ -87,7 +100,8 @@ function parseJsonObject(body: Buffer): Record<string, unknown> {
   } catch (error) {
     throw invalid(`manifest is not valid JSON: ${(error as Error).message}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw invalid('manifest must be a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw invalid('manifest must be a JSON object');
   return json as Record<string, unknown>;
 }
 
@@ -108,7 +122,8 @@ function parseDescriptor(value: unknown, field: string): Descriptor {
     throw invalid(`${field} must be a descriptor object`);
   }
   const d = value as Record<string, unknown>;
-  if (typeof d.mediaType !== 'string' || d.mediaType.length === 0) throw invalid(`${field}.mediaType is required`);
+  if (typeof d.mediaType !== 'string' || d.mediaType.length === 0)
+    throw invalid(`${field}.mediaType is required`);
   if (typeof d.digest !== 'string') throw invalid(`${field}.digest is required`);
   if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
     throw invalid(`${field}.size must be a non-negative integer`);
@@ -124,7 +139,8 @@ function parseDescriptor(value: unknown, field: string): Descriptor {
   if (artifactType !== undefined) descriptor.artifactType = artifactType;
   const annotations = optionalAnnotations(d.annotations, `${field}.annotations`);
   if (annotations !== undefined) descriptor.annotations = annotations;
-  if (typeof d.platform === 'object' && d.platform !== null) descriptor.platform = d.platform as Descriptor['platform'];
+  if (typeof d.platform === 'object' && d.platform !== null)
+    descriptor.platform = d.platform as Descriptor['platform'];
   return descriptor;
 }
 
@@ -136,8 +152,10 @@ function optionalString(value: unknown, field: string): string | undefined {
 
 function optionalAnnotations(value: unknown, field: string): Record<string, string> | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(`${field} must be an object of strings`);
-  for (const v of Object.values(value)) if (typeof v !== 'string') throw invalid(`${field} values must be strings`);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw invalid(`${field} must be an object of strings`);
+  for (const v of Object.values(value))
+    if (typeof v !== 'string') throw invalid(`${field} values must be strings`);
   return value as Record<string, string>;
 }
 

@@ -26,7 +26,11 @@ export function createRegistryMetrics(registry: Registry): RegistryMetrics {
       labelNames: ['driver', 'operation'],
       registers,
     }),
-    blobBytesServed: new Counter({ name: 'slipway_blob_bytes_served_total', help: 'Blob bytes sent to clients', registers }),
+    blobBytesServed: new Counter({
+      name: 'slipway_blob_bytes_served_total',
+      help: 'Blob bytes sent to clients',
+      registers,
+    }),
     blobBytesReceived: new Counter({
       name: 'slipway_blob_bytes_received_total',
       help: 'Blob bytes received in uploads',

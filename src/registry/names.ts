@@ -51,9 +51,13 @@ export function parseTag(value: string): TagName {
 export function parseReference(value: string): Reference {
   if (value.includes(':')) return { kind: 'digest', digest: parseDigest(value) };
   if (!isValidTag(value)) {
-    throw new OciError('MANIFEST_INVALID', `invalid reference "${value.slice(0, 200)}": not a tag or a digest`, {
-      status: 400,
-    });
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `invalid reference "${value.slice(0, 200)}": not a tag or a digest`,
+      {
+        status: 400,
+      },
+    );
   }
   return { kind: 'tag', tag: value };
 }

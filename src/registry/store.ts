@@ -76,8 +76,18 @@ export interface RegistryStore {
   startUpload(repository: RepositoryName): Promise<UploadState>;
   getUpload(repository: RepositoryName, id: string): Promise<UploadState>;
   /** Appends a chunk; `expectedStart` (from Content-Range) must equal the current size. */
-  appendUpload(repository: RepositoryName, id: string, chunk: Readable, expectedStart?: number): Promise<UploadState>;
-  completeUpload(repository: RepositoryName, id: string, digest: Digest, lastChunk?: Readable): Promise<Digest>;
+  appendUpload(
+    repository: RepositoryName,
+    id: string,
+    chunk: Readable,
+    expectedStart?: number,
+  ): Promise<UploadState>;
+  completeUpload(
+    repository: RepositoryName,
+    id: string,
+    digest: Digest,
+    lastChunk?: Readable,
+  ): Promise<Digest>;
   cancelUpload(repository: RepositoryName, id: string): Promise<void>;
   /** One request, one blob: POST or PUT with `?digest=` and the whole body. */
   uploadMonolithic(repository: RepositoryName, digest: Digest, body: Readable): Promise<Digest>;
@@ -86,5 +96,9 @@ export interface RegistryStore {
 
   listTags(repository: RepositoryName, page: Page): Promise<PageResult>;
   listRepositories(page: Page): Promise<PageResult>;
-  listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrerDescriptor[]>;
+  listReferrers(
+    repository: RepositoryName,
+    subject: Digest,
+    artifactType?: string,
+  ): Promise<ReferrerDescriptor[]>;
 }

@@ -27,12 +27,19 @@ describe('configuration', () => {
     expect(fromFile.listen).toBe('127.0.0.1:6000');
     expect(fromFile.gc.interval).toBe(900);
 
-    const fromEnv = await loadConfig({ file, env: { SLIPWAY_LISTEN: '127.0.0.1:7000', DATABASE_URL: 'postgres://db/x' } });
+    const fromEnv = await loadConfig({
+      file,
+      env: { SLIPWAY_LISTEN: '127.0.0.1:7000', DATABASE_URL: 'postgres://db/x' },
+    });
     expect(fromEnv.listen).toBe('127.0.0.1:7000');
     expect(fromEnv.dataDir).toBe('/srv/file');
     expect(fromEnv.database.url).toBe('postgres://db/x');
 
-    const fromFlags = await loadConfig({ file, env: { SLIPWAY_LISTEN: '127.0.0.1:7000' }, overrides: { listen: '127.0.0.1:8000' } });
+    const fromFlags = await loadConfig({
+      file,
+      env: { SLIPWAY_LISTEN: '127.0.0.1:7000' },
+      overrides: { listen: '127.0.0.1:8000' },
+    });
     expect(fromFlags.listen).toBe('127.0.0.1:8000');
   });
 
@@ -53,6 +60,8 @@ describe('configuration', () => {
   });
 
   it('says which file could not be read', async () => {
-    await expect(loadConfig({ file: '/nonexistent/slipway.yaml', env: {} })).rejects.toThrow(/cannot read config file \/nonexistent/);
+    await expect(loadConfig({ file: '/nonexistent/slipway.yaml', env: {} })).rejects.toThrow(
+      /cannot read config file \/nonexistent/,
+    );
   });
 });

@@ -25,7 +25,13 @@ describe('graceful shutdown', () => {
     const { hostname, port } = new URL(gateway.url);
     const finished = new Promise<number>((resolve, reject) => {
       const req = request(
-        { host: hostname, port, path: location, method: 'PATCH', headers: { 'Content-Length': content.length, 'Content-Range': `0-${content.length - 1}` } },
+        {
+          host: hostname,
+          port,
+          path: location,
+          method: 'PATCH',
+          headers: { 'Content-Length': content.length, 'Content-Range': `0-${content.length - 1}` },
+        },
         (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);

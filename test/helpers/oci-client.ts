@@ -22,11 +22,17 @@ export class OciClient {
       headers: { 'Content-Type': 'application/octet-stream' },
       body: content,
     });
-    if (response.status !== 201) throw new Error(`blob push failed: ${response.status} ${await response.text()}`);
+    if (response.status !== 201)
+      throw new Error(`blob push failed: ${response.status} ${await response.text()}`);
     return digest;
   }
 
-  async putManifest(repository: string, reference: string, body: Buffer | string, mediaType: string): Promise<Response> {
+  async putManifest(
+    repository: string,
+    reference: string,
+    body: Buffer | string,
+    mediaType: string,
+  ): Promise<Response> {
     return this.fetch(`/v2/${repository}/manifests/${reference}`, {
       method: 'PUT',
       headers: { 'Content-Type': mediaType },
@@ -38,10 +44,22 @@ export class OciClient {
   async pushImage(
     repository: string,
     reference: string,
-    options: { layers?: Buffer[]; subject?: { digest: Digest; size: number; mediaType: string }; artifactType?: string; platform?: string } = {},
+    options: {
+      layers?: Buffer[];
+      subject?: { digest: Digest; size: number; mediaType: string };
+      artifactType?: string;
+      platform?: string;
+    } = {},
   ): Promise<PushedImage> {
     const layers = options.layers ?? [randomBytes(512)];
-    const config = Buffer.from(JSON.stringify({ architecture: options.platform ?? 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: options.platform ?? 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [] },
+        nonce: randomBytes(8).toString('hex'),
+      }),
+    );
     const configDigest = await this.pushBlob(repository, config);
     const layerDigests: Digest[] = [];
     for (const layer of layers) layerDigests.push(await this.pushBlob(repository, layer));
@@ -50,27 +68,46 @@ export class OciClient {
         schemaVersion: 2,
         mediaType: mediaTypes.ociManifest,
         ...(options.artifactType ? { artifactType: options.artifactType } : {}),
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-        layers: layers.map((l, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigests[i], size: l.length })),
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: configDigest,
+          size: config.length,
+        },
+        layers: layers.map((l, i) => ({
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: layerDigests[i],
+          size: l.length,
+        })),
         ...(options.subject ? { subject: options.subject } : {}),
       }),
     );
     const response = await this.putManifest(repository, reference, manifest, mediaTypes.ociManifest);
-    if (response.status !== 201) throw new Error(`manifest push failed: ${response.status} ${await response.text()}`);
+    if (response.status !== 201)
+      throw new Error(`manifest push failed: ${response.status} ${await response.text()}`);
     return { digest: computeDigest(manifest), manifest, configDigest, layerDigests, size: manifest.length };
   }
 
   /** Pushes an OCI index over already pushed manifests. */
-  async pushIndex(repository: string, reference: string, children: Array<{ digest: Digest; size: number; arch: string }>): Promise<{ digest: Digest; body: Buffer }> {
+  async pushIndex(
+    repository: string,
+    reference: string,
+    children: Array<{ digest: Digest; size: number; arch: string }>,
+  ): Promise<{ digest: Digest; body: Buffer }> {
     const body = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
         mediaType: mediaTypes.ociIndex,
-        manifests: children.map((c) => ({ mediaType: mediaTypes.ociManifest, digest: c.digest, size: c.size, platform: { os: 'linux', architecture: c.arch } })),
+        manifests: children.map((c) => ({
+          mediaType: mediaTypes.ociManifest,
+          digest: c.digest,
+          size: c.size,
+          platform: { os: 'linux', architecture: c.arch },
+        })),
       }),
     );
     const response = await this.putManifest(repository, reference, body, mediaTypes.ociIndex);
-    if (response.status !== 201) throw new Error(`index push failed: ${response.status} ${await response.text()}`);
+    if (response.status !== 201)
+      throw new Error(`index push failed: ${response.status} ${await response.text()}`);
     return { digest: computeDigest(body), body };
   }
 

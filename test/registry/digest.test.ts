@@ -7,7 +7,9 @@ describe('digests', () => {
   it('computes sha256 and sha512 digests of content', () => {
     const content = Buffer.from('hello');
     expect(computeDigest(content)).toBe(`sha256:${createHash('sha256').update(content).digest('hex')}`);
-    expect(computeDigest(content, 'sha512')).toBe(`sha512:${createHash('sha512').update(content).digest('hex')}`);
+    expect(computeDigest(content, 'sha512')).toBe(
+      `sha512:${createHash('sha512').update(content).digest('hex')}`,
+    );
   });
 
   it('parses well-formed digests of supported algorithms', () => {

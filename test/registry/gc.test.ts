@@ -19,7 +19,8 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
   });
   afterAll(() => slipway.stop());
 
-  const blobFile = (digest: Digest) => join(slipway.dataDir, 'storage', 'blobs', 'sha256', digestHex(digest).slice(0, 2), digestHex(digest));
+  const blobFile = (digest: Digest) =>
+    join(slipway.dataDir, 'storage', 'blobs', 'sha256', digestHex(digest).slice(0, 2), digestHex(digest));
   const gc = (policy = collectEverything) => slipway.services.gc.run(policy);
 
   it('removes untagged manifests and unreferenced blobs, keeps everything a tag reaches', async () => {
@@ -77,10 +78,14 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
 
   it('keeps referrers while their subject lives', async () => {
     const subject = await client.pushImage('gc/signed', 'v1');
-    const signature = await client.pushImage('gc/signed', computeDigest(Buffer.from('placeholder')).replace(/.*/, 'sig-tmp'), {
-      subject: { digest: subject.digest, size: subject.size, mediaType: mediaTypes.ociManifest },
-      artifactType: 'application/vnd.example.signature',
-    });
+    const signature = await client.pushImage(
+      'gc/signed',
+      computeDigest(Buffer.from('placeholder')).replace(/.*/, 'sig-tmp'),
+      {
+        subject: { digest: subject.digest, size: subject.size, mediaType: mediaTypes.ociManifest },
+        artifactType: 'application/vnd.example.signature',
+      },
+    );
     await client.fetch('/v2/gc/signed/manifests/sig-tmp', { method: 'DELETE' });
 
     await gc();
@@ -93,7 +98,10 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
 
   it('keeps a blob another repository still references', async () => {
     const image = await client.pushImage('gc/shared-a', 'v1');
-    const mount = await client.fetch(`/v2/gc/shared-b/blobs/uploads/?mount=${image.layerDigests[0]}&from=gc/shared-a`, { method: 'POST' });
+    const mount = await client.fetch(
+      `/v2/gc/shared-b/blobs/uploads/?mount=${image.layerDigests[0]}&from=gc/shared-a`,
+      { method: 'POST' },
+    );
     expect(mount.status).toBe(201);
     await gc();
     expect(await client.status(`/v2/gc/shared-b/blobs/${image.layerDigests[0]}`)).toBe(200);
@@ -126,7 +134,11 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
   it('expires abandoned uploads and their bytes', async () => {
     const start = await client.fetch('/v2/gc/uploads/blobs/uploads/', { method: 'POST' });
     const location = start.headers.get('location')!;
-    await client.fetch(location, { method: 'PATCH', body: new Uint8Array(randomBytes(1000)), headers: { 'Content-Range': '0-999' } });
+    await client.fetch(location, {
+      method: 'PATCH',
+      body: new Uint8Array(randomBytes(1000)),
+      headers: { 'Content-Range': '0-999' },
+    });
     const id = location.split('/').pop()!;
     expect(existsSync(join(slipway.dataDir, 'storage', 'uploads', id))).toBe(true);
 
@@ -150,12 +162,22 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
         const manifest = JSON.stringify({
           schemaVersion: 2,
           mediaType: mediaTypes.ociManifest,
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: configDigest,
+            size: config.length,
+          },
+          layers: [
+            { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
+          ],
         });
         const response = await client.putManifest('gc/race', `r${i}`, manifest, mediaTypes.ociManifest);
         await collecting;
-        return { status: response.status, code: response.status === 201 ? undefined : await errorCode(response), layerDigest };
+        return {
+          status: response.status,
+          code: response.status === 201 ? undefined : await errorCode(response),
+          layerDigest,
+        };
       }),
     );
     for (const outcome of outcomes) {

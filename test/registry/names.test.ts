@@ -12,9 +12,12 @@ function codeOf(action: () => unknown): string | undefined {
 }
 
 describe('repository names', () => {
-  it.each(['library/nginx', 'a', 'team/app', 'a.b_c__d-e---f/g', 'x/y/z/w', 'abc123'])('accepts %s', (name) => {
-    expect(parseRepositoryName(name)).toBe(name);
-  });
+  it.each(['library/nginx', 'a', 'team/app', 'a.b_c__d-e---f/g', 'x/y/z/w', 'abc123'])(
+    'accepts %s',
+    (name) => {
+      expect(parseRepositoryName(name)).toBe(name);
+    },
+  );
 
   it.each([
     ['uppercase', 'Library/nginx'],

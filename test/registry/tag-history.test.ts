@@ -44,7 +44,9 @@ describe('tag history', () => {
   it('refuses to restore to a manifest that no longer exists', async () => {
     const image = await client.pushImage(repository, 'gone');
     await client.fetch(`/v2/${repository}/manifests/${image.digest}`, { method: 'DELETE' });
-    await expect(slipway.services.tagHistory.restore(repository, 'gone' as TagName, image.digest, { name: null })).rejects.toMatchObject({
+    await expect(
+      slipway.services.tagHistory.restore(repository, 'gone' as TagName, image.digest, { name: null }),
+    ).rejects.toMatchObject({
       code: 'MANIFEST_UNKNOWN',
     });
     expect(await client.status(`/v2/${repository}/manifests/gone`)).toBe(404);

@@ -2,7 +2,11 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isOciError, OciError } from '../errors.ts';
 
 /** Serialises every failure under /v2 as the spec's `{ errors: [...] }`; never a 500 for bad input. */
-export function registryErrorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+export function registryErrorHandler(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
   const oci = toOciError(error);
   if (oci.status >= 500) request.log.error({ err: error }, 'registry request failed');
   reply.code(oci.status).headers(oci.headers).header('Content-Type', 'application/json');

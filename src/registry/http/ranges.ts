@@ -39,14 +39,20 @@ export function parseUploadContentRange(header: string | undefined): ByteRange |
   if (header === undefined) return undefined;
   const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
   if (!match) {
-    throw new OciError('BLOB_UPLOAD_INVALID', `malformed Content-Range "${header.slice(0, 100)}": expected start-end`, {
-      status: 416,
-    });
+    throw new OciError(
+      'BLOB_UPLOAD_INVALID',
+      `malformed Content-Range "${header.slice(0, 100)}": expected start-end`,
+      {
+        status: 416,
+      },
+    );
   }
   const start = Number(match[1]);
   const end = Number(match[2]);
   if (end < start) {
-    throw new OciError('BLOB_UPLOAD_INVALID', `Content-Range ${header} ends before it starts`, { status: 416 });
+    throw new OciError('BLOB_UPLOAD_INVALID', `Content-Range ${header} ends before it starts`, {
+      status: 416,
+    });
   }
   return { start, end };
 }

@@ -66,7 +66,12 @@ async function dispatch(
     case 'catalog':
       onlyMethods(method, 'GET');
       await ctx.access.authorize(request, { kind: 'catalog' });
-      return sendPage(reply, '/v2/_catalog', 'repositories', await ctx.store.listRepositories(pageOf(request)));
+      return sendPage(
+        reply,
+        '/v2/_catalog',
+        'repositories',
+        await ctx.store.listRepositories(pageOf(request)),
+      );
     case 'tags': {
       onlyMethods(method, 'GET');
       const name = await authorize(ctx, request, path.name, ['pull']);
@@ -103,7 +108,12 @@ async function manifestHandlers(
     case 'HEAD': {
       const { repository } = await authorize(ctx, request, rawName, ['pull']);
       const reference = readReference(rawReference);
-      const manifest = await negotiate(ctx.store, repository, await ctx.store.getManifest(repository, reference), request);
+      const manifest = await negotiate(
+        ctx.store,
+        repository,
+        await ctx.store.getManifest(repository, reference),
+        request,
+      );
       reply
         .header('Content-Type', manifest.mediaType)
         .header('Docker-Content-Digest', manifest.digest)
@@ -185,7 +195,9 @@ function defaultPlatformChild(index: StoredManifest): Digest | null {
   const parsed = JSON.parse(index.content.toString('utf8')) as {
     manifests?: Array<{ digest?: string; platform?: { os?: string; architecture?: string } }>;
   };
-  const entry = parsed.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64');
+  const entry = parsed.manifests?.find(
+    (m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64',
+  );
   return entry?.digest ? parseDigest(entry.digest) : null;
 }
 
@@ -205,7 +217,10 @@ async function blobHandlers(
       const { repository } = await authorize(ctx, request, rawName, ['pull']);
       const digest = parseDigest(rawDigest);
       const blob = await ctx.store.statBlob(repository, digest);
-      reply.header('Docker-Content-Digest', digest).header('ETag', `"${digest}"`).header('Accept-Ranges', 'bytes');
+      reply
+        .header('Docker-Content-Digest', digest)
+        .header('ETag', `"${digest}"`)
+        .header('Accept-Ranges', 'bytes');
       if (blob.redirectUrl && method === 'GET') return reply.redirect(blob.redirectUrl, 307);
       const range = parseRangeHeader(request.headers.range, blob.size);
       reply.header('Content-Type', 'application/octet-stream');
@@ -232,7 +247,12 @@ async function blobHandlers(
 
 // ── uploads ────────────────────────────────────────────────────────────────────────────────────
 
-async function startUpload(ctx: HandlerContext, rawName: string, request: FastifyRequest, reply: FastifyReply) {
+async function startUpload(
+  ctx: HandlerContext,
+  rawName: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
   const query = request.query as Record<string, string | string[] | undefined>;
   const mount = single(query.mount);
   const from = single(query.from);
@@ -245,7 +265,10 @@ async function startUpload(ctx: HandlerContext, rawName: string, request: Fastif
       fromRepository === undefined ||
       (await ctx.access
         .authorize(request, { kind: 'repository', repository: fromRepository, actions: ['pull'] })
-        .then(() => true, () => false));
+        .then(
+          () => true,
+          () => false,
+        ));
     if (readable && (await ctx.store.mountBlob(repository, digest, fromRepository))) {
       return blobCreated(reply, repository, digest);
     }
@@ -293,10 +316,14 @@ async function uploadHandlers(
       if (range && lastChunk) {
         const upload = await ctx.store.getUpload(repository, id);
         if (range.start !== upload.size) {
-          throw new OciError('BLOB_UPLOAD_INVALID', `chunk starts at ${range.start} but the upload holds ${upload.size} bytes`, {
-            status: 416,
-            headers: { Range: `0-${Math.max(upload.size - 1, 0)}` },
-          });
+          throw new OciError(
+            'BLOB_UPLOAD_INVALID',
+            `chunk starts at ${range.start} but the upload holds ${upload.size} bytes`,
+            {
+              status: 416,
+              headers: { Range: `0-${Math.max(upload.size - 1, 0)}` },
+            },
+          );
         }
       }
       await ctx.store.completeUpload(repository, id, digest, lastChunk);
@@ -310,7 +337,12 @@ async function uploadHandlers(
   }
 }
 
-function uploadHeaders(reply: FastifyReply, repository: RepositoryName, id: string, size: number): FastifyReply {
+function uploadHeaders(
+  reply: FastifyReply,
+  repository: RepositoryName,
+  id: string,
+  size: number,
+): FastifyReply {
   return reply
     .header('Location', `/v2/${repository}/blobs/uploads/${id}`)
     .header('Range', `0-${Math.max(size - 1, 0)}`)
@@ -331,7 +363,10 @@ function blobCreated(reply: FastifyReply, repository: RepositoryName, digest: Di
     .send();
 }
 
-function checkRangeMatchesLength(range: { start: number; end: number } | undefined, contentLength: string | undefined) {
+function checkRangeMatchesLength(
+  range: { start: number; end: number } | undefined,
+  contentLength: string | undefined,
+) {
   if (!range || contentLength === undefined) return;
   const expected = range.end - range.start + 1;
   if (Number(contentLength) !== expected) {
@@ -409,7 +444,9 @@ function sendPage(
     const n = page.items.length;
     reply.header('Link', `<${path}?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   }
-  return reply.header('Content-Type', 'application/json').send(Buffer.from(JSON.stringify({ ...extra, [key]: page.items })));
+  return reply
+    .header('Content-Type', 'application/json')
+    .send(Buffer.from(JSON.stringify({ ...extra, [key]: page.items })));
 }
 
 function single(value: string | string[] | undefined): string | undefined {

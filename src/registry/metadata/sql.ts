@@ -44,7 +44,11 @@ export async function ensureRepository(q: Queryable, name: RepositoryName): Prom
 }
 
 /** The size of a live blob the repository may read, or null. */
-export async function findLinkedBlobSize(q: Queryable, repository: RepositoryName, digest: Digest): Promise<number | null> {
+export async function findLinkedBlobSize(
+  q: Queryable,
+  repository: RepositoryName,
+  digest: Digest,
+): Promise<number | null> {
   const { rows } = await q.query<{ size: number }>(
     `SELECT b.size FROM repository_blobs rb
        JOIN repositories r ON r.id = rb.repository_id
@@ -94,7 +98,11 @@ export async function unlinkBlob(q: Queryable, repository: RepositoryName, diges
 }
 
 /** Digests among `digests` that the repository may not read (not linked, or not live), with locks held on the rest. */
-export async function lockLinkedBlobs(q: Queryable, repositoryId: number, digests: Digest[]): Promise<Set<Digest>> {
+export async function lockLinkedBlobs(
+  q: Queryable,
+  repositoryId: number,
+  digests: Digest[],
+): Promise<Set<Digest>> {
   if (digests.length === 0) return new Set();
   const { rows } = await q.query<{ digest: Digest }>(
     `SELECT b.digest FROM blobs b
@@ -107,7 +115,11 @@ export async function lockLinkedBlobs(q: Queryable, repositoryId: number, digest
   return new Set(digests.filter((d) => !present.has(d)));
 }
 
-export async function findManifest(q: Queryable, repository: RepositoryName, digest: Digest): Promise<ManifestRow | null> {
+export async function findManifest(
+  q: Queryable,
+  repository: RepositoryName,
+  digest: Digest,
+): Promise<ManifestRow | null> {
   const { rows } = await q.query<{ media_type: string; content: Uint8Array }>(
     `SELECT m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repository_id
       WHERE r.name = $1 AND m.digest = $2`,
@@ -117,7 +129,11 @@ export async function findManifest(q: Queryable, repository: RepositoryName, dig
   return row ? { digest, mediaType: row.media_type, content: asBuffer(row.content) } : null;
 }
 
-export async function findTagDigest(q: Queryable, repository: RepositoryName, tag: TagName): Promise<Digest | null> {
+export async function findTagDigest(
+  q: Queryable,
+  repository: RepositoryName,
+  tag: TagName,
+): Promise<Digest | null> {
   const { rows } = await q.query<{ digest: Digest }>(
     `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2`,
     [repository, tag],
@@ -151,7 +167,10 @@ export async function insertManifest(
   );
   if (rows.length === 0) {
     // Already there: lock it so a concurrent garbage collection cannot remove it under this push.
-    await q.query('SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR SHARE', [repositoryId, digest]);
+    await q.query('SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR SHARE', [
+      repositoryId,
+      digest,
+    ]);
     return false;
   }
   const blobs = [...new Set(manifest.blobs.map((d) => d.digest))];
@@ -196,7 +215,12 @@ export async function moveTag(
   return previous;
 }
 
-export async function deleteTag(q: Queryable, repositoryId: number, tag: TagName, actor: string | null): Promise<Digest | null> {
+export async function deleteTag(
+  q: Queryable,
+  repositoryId: number,
+  tag: TagName,
+  actor: string | null,
+): Promise<Digest | null> {
   const { rows } = await q.query<{ digest: Digest }>(
     'DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING digest',
     [repositoryId, tag],
@@ -218,7 +242,10 @@ export async function deleteManifest(
     [repositoryId, digest],
   );
   for (const { name } of tags) await recordTagHistory(q, repositoryId, name, null, digest, actor);
-  const { rowCount } = await q.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+  const { rowCount } = await q.query('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [
+    repositoryId,
+    digest,
+  ]);
   return rowCount > 0 ? tags.map((t) => t.name) : null;
 }
 
@@ -236,7 +263,12 @@ async function recordTagHistory(
   );
 }
 
-export async function listTagHistory(q: Queryable, repository: RepositoryName, tag: TagName, limit: number): Promise<TagHistoryEntry[]> {
+export async function listTagHistory(
+  q: Queryable,
+  repository: RepositoryName,
+  tag: TagName,
+  limit: number,
+): Promise<TagHistoryEntry[]> {
   const { rows } = await q.query<{
     tag: string;
     digest: Digest | null;
@@ -274,7 +306,11 @@ export async function listTags(
 }
 
 /** Repositories holding at least one manifest, in byte order after `last`. */
-export async function listRepositories(q: Queryable, last: string | undefined, limit: number | null): Promise<string[]> {
+export async function listRepositories(
+  q: Queryable,
+  last: string | undefined,
+  limit: number | null,
+): Promise<string[]> {
   const { rows } = await q.query<{ name: string }>(
     `SELECT r.name FROM repositories r
       WHERE ($1::text IS NULL OR r.name COLLATE "C" > $1)
@@ -318,7 +354,10 @@ export async function insertUpload(q: Queryable, id: string, repository: Reposit
 }
 
 export async function findUpload(q: Queryable, id: string): Promise<{ repository: RepositoryName } | null> {
-  const { rows } = await q.query<{ repository: RepositoryName }>('SELECT repository FROM uploads WHERE id = $1', [id]);
+  const { rows } = await q.query<{ repository: RepositoryName }>(
+    'SELECT repository FROM uploads WHERE id = $1',
+    [id],
+  );
   return rows[0] ?? null;
 }
 

@@ -39,7 +39,8 @@ export class CheckedDriver implements BlobDriver {
   }
 
   async openUpload(uploadId: string): Promise<UploadWriter> {
-    if (!isUploadId(uploadId)) throw new StorageError(`refusing malformed upload id "${uploadId.slice(0, 64)}"`);
+    if (!isUploadId(uploadId))
+      throw new StorageError(`refusing malformed upload id "${uploadId.slice(0, 64)}"`);
     const writer = await this.#run('open_upload', () => this.#inner.openUpload(uploadId));
     return {
       get size() {

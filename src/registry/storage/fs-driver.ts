@@ -58,7 +58,13 @@ export class FsDriver implements BlobDriver {
     const handle = await open(file, 'a');
     const { size } = await handle.stat();
     await handle.close();
-    return new FsUploadWriter(file, size, uploadId, (digest) => this.#path(storagePaths.blob(digest)), this.#path(storagePaths.uploadRoot(uploadId)));
+    return new FsUploadWriter(
+      file,
+      size,
+      uploadId,
+      (digest) => this.#path(storagePaths.blob(digest)),
+      this.#path(storagePaths.uploadRoot(uploadId)),
+    );
   }
 
   async checkHealth(): Promise<void> {
@@ -66,7 +72,8 @@ export class FsDriver implements BlobDriver {
     const probe = this.#path(storagePaths.healthProbe(token));
     await mkdir(dirname(probe), { recursive: true });
     await writeFile(probe, token);
-    if ((await readFile(probe, 'utf8')) !== token) throw new Error('storage returned different bytes than written');
+    if ((await readFile(probe, 'utf8')) !== token)
+      throw new Error('storage returned different bytes than written');
     await unlink(probe);
   }
 
@@ -84,7 +91,13 @@ class FsUploadWriter implements UploadWriter {
   readonly #blobPath: (digest: Digest) => string;
   readonly #root: string;
 
-  constructor(file: string, size: number, uploadId: string, blobPath: (digest: Digest) => string, root: string) {
+  constructor(
+    file: string,
+    size: number,
+    uploadId: string,
+    blobPath: (digest: Digest) => string,
+    root: string,
+  ) {
     this.#file = file;
     this.#size = size;
     this.#uploadId = uploadId;

@@ -13,6 +13,8 @@ export function hashingStream(source: Readable, hash: Hash): Readable {
     },
   });
   source.once('error', (error) => tap.destroy(error));
-  source.once('aborted', () => tap.destroy(Object.assign(new Error('client aborted the upload'), { code: 'ECONNRESET' })));
+  source.once('aborted', () =>
+    tap.destroy(Object.assign(new Error('client aborted the upload'), { code: 'ECONNRESET' })),
+  );
   return source.pipe(tap);
 }

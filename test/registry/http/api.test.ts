@@ -28,7 +28,13 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
         schemaVersion: 2,
         mediaType: mediaTypes.ociManifest,
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: 2 },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: computeDigest(Buffer.from('never')), size: 5 }],
+        layers: [
+          {
+            mediaType: 'application/vnd.oci.image.layer.v1.tar',
+            digest: computeDigest(Buffer.from('never')),
+            size: 5,
+          },
+        ],
       });
       const response = await client.putManifest('bad/missing-layer', 'v1', manifest, mediaTypes.ociManifest);
       expect(response.status).toBe(400);
@@ -77,7 +83,11 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
       const start = await client.fetch('/v2/bad/upload/blobs/uploads/', { method: 'POST' });
       const location = start.headers.get('location')!;
       const content = randomBytes(300);
-      await client.fetch(location, { method: 'PATCH', body: new Uint8Array(content), headers: { 'Content-Range': '0-299' } });
+      await client.fetch(location, {
+        method: 'PATCH',
+        body: new Uint8Array(content),
+        headers: { 'Content-Range': '0-299' },
+      });
       const claimed = computeDigest(Buffer.from('something else'));
       const response = await client.fetch(`${location}?digest=${claimed}`, { method: 'PUT' });
       expect(response.status).toBe(400);
@@ -89,8 +99,16 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
     it('a chunk that does not start where the upload ends', async () => {
       const start = await client.fetch('/v2/bad/chunks/blobs/uploads/', { method: 'POST' });
       const location = start.headers.get('location')!;
-      await client.fetch(location, { method: 'PATCH', body: new Uint8Array(randomBytes(100)), headers: { 'Content-Range': '0-99' } });
-      const skipped = await client.fetch(location, { method: 'PATCH', body: new Uint8Array(randomBytes(100)), headers: { 'Content-Range': '200-299' } });
+      await client.fetch(location, {
+        method: 'PATCH',
+        body: new Uint8Array(randomBytes(100)),
+        headers: { 'Content-Range': '0-99' },
+      });
+      const skipped = await client.fetch(location, {
+        method: 'PATCH',
+        body: new Uint8Array(randomBytes(100)),
+        headers: { 'Content-Range': '200-299' },
+      });
       expect(skipped.status).toBe(416);
       expect(skipped.headers.get('range')).toBe('0-99');
       const status = await client.fetch(location);
@@ -111,7 +129,10 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
     });
 
     it('an upload id that is not one', async () => {
-      const response = await client.fetch('/v2/bad/id/blobs/uploads/..%2F..%2Fetc', { method: 'PATCH', body: 'x' });
+      const response = await client.fetch('/v2/bad/id/blobs/uploads/..%2F..%2Fetc', {
+        method: 'PATCH',
+        body: 'x',
+      });
       expect(response.status).toBe(404);
       expect(await errorCode(response)).toBe('BLOB_UPLOAD_UNKNOWN');
     });
@@ -151,12 +172,18 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
       { digest: arm.digest, size: arm.size, arch: 'arm64' },
       { digest: amd.digest, size: amd.size, arch: 'amd64' },
     ]);
-    const modern = await client.fetch('/v2/negotiate/app/manifests/multi', { headers: { Accept: `${mediaTypes.ociIndex}, ${mediaTypes.ociManifest}` } });
+    const modern = await client.fetch('/v2/negotiate/app/manifests/multi', {
+      headers: { Accept: `${mediaTypes.ociIndex}, ${mediaTypes.ociManifest}` },
+    });
     expect(modern.headers.get('docker-content-digest')).toBe(index.digest);
-    const old = await client.fetch('/v2/negotiate/app/manifests/multi', { headers: { Accept: mediaTypes.ociManifest } });
+    const old = await client.fetch('/v2/negotiate/app/manifests/multi', {
+      headers: { Accept: mediaTypes.ociManifest },
+    });
     expect(old.status).toBe(200);
     expect(old.headers.get('docker-content-digest')).toBe(amd.digest);
-    const nothing = await client.fetch('/v2/negotiate/app/manifests/amd', { headers: { Accept: mediaTypes.dockerManifest } });
+    const nothing = await client.fetch('/v2/negotiate/app/manifests/amd', {
+      headers: { Accept: mediaTypes.dockerManifest },
+    });
     expect(nothing.status).toBe(404);
     expect(await errorCode(nothing)).toBe('MANIFEST_UNKNOWN');
     const anything = await client.fetch('/v2/negotiate/app/manifests/amd', { headers: { Accept: '*/*' } });
@@ -169,9 +196,13 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
     const other = await client.fetch(`/v2/private/b/blobs/${digest}`);
     expect(other.status).toBe(404);
     expect(await errorCode(other)).toBe('BLOB_UNKNOWN');
-    const notThere = await client.fetch(`/v2/private/b/blobs/uploads/?mount=${digest}&from=private/c`, { method: 'POST' });
+    const notThere = await client.fetch(`/v2/private/b/blobs/uploads/?mount=${digest}&from=private/c`, {
+      method: 'POST',
+    });
     expect(notThere.status).toBe(202);
-    const mounted = await client.fetch(`/v2/private/b/blobs/uploads/?mount=${digest}&from=private/a`, { method: 'POST' });
+    const mounted = await client.fetch(`/v2/private/b/blobs/uploads/?mount=${digest}&from=private/a`, {
+      method: 'POST',
+    });
     expect(mounted.status).toBe(201);
     expect(mounted.headers.get('location')).toBe(`/v2/private/b/blobs/${digest}`);
     const read = await client.fetch(`/v2/private/b/blobs/${digest}`);
@@ -193,7 +224,8 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
   it('pages tags and the catalog in byte order with Link headers', async () => {
     const image = await client.pushImage('paging/app', 'a');
     const tags = ['B', 'a', 'b', 'c', 'd', 'e'];
-    for (const tag of tags) await client.putManifest('paging/app', tag, image.manifest, mediaTypes.ociManifest);
+    for (const tag of tags)
+      await client.putManifest('paging/app', tag, image.manifest, mediaTypes.ociManifest);
     const seen: string[] = [];
     let next: string | null = '/v2/paging/app/tags/list?n=4';
     while (next) {
@@ -217,18 +249,28 @@ describe.each(['pglite', 'postgres'] as const)('registry API on %s', (database) 
   it('lists referrers with an artifactType filter', async () => {
     const subject = await client.pushImage('refs/app', 'v1');
     const descriptor = { digest: subject.digest, size: subject.size, mediaType: mediaTypes.ociManifest };
-    const sbom = await client.pushImage('refs/app', 'sbom', { subject: descriptor, artifactType: 'application/spdx+json' });
-    await client.pushImage('refs/app', 'sig', { subject: descriptor, artifactType: 'application/vnd.example.sig' });
+    const sbom = await client.pushImage('refs/app', 'sbom', {
+      subject: descriptor,
+      artifactType: 'application/spdx+json',
+    });
+    await client.pushImage('refs/app', 'sig', {
+      subject: descriptor,
+      artifactType: 'application/vnd.example.sig',
+    });
     const put = await client.putManifest('refs/app', 'sbom2', sbom.manifest, mediaTypes.ociManifest);
     expect(put.headers.get('oci-subject')).toBe(subject.digest);
 
     const all = await client.fetch(`/v2/refs/app/referrers/${subject.digest}`);
     expect(all.headers.get('content-type')).toBe(mediaTypes.ociIndex);
     expect(((await all.json()) as { manifests: unknown[] }).manifests).toHaveLength(2);
-    const filtered = await client.fetch(`/v2/refs/app/referrers/${subject.digest}?artifactType=application/spdx%2Bjson`);
+    const filtered = await client.fetch(
+      `/v2/refs/app/referrers/${subject.digest}?artifactType=application/spdx%2Bjson`,
+    );
     expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
     const body = (await filtered.json()) as { manifests: Array<{ digest: string; artifactType: string }> };
-    expect(body.manifests).toEqual([expect.objectContaining({ digest: sbom.digest, artifactType: 'application/spdx+json' })]);
+    expect(body.manifests).toEqual([
+      expect.objectContaining({ digest: sbom.digest, artifactType: 'application/spdx+json' }),
+    ]);
   });
 });
 
