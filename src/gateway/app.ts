@@ -20,6 +20,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     forceCloseConnections: 'idle',
     // Per-request log lines would cost more than a cached manifest GET; failures are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger (and its serialised bindings) per request: handlers log through the app's logger.
+    childLoggerFactory: (logger) => logger,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   });
   await app.register(metricsPlugin, { registry: services.metricsRegistry });

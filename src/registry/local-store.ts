@@ -9,7 +9,7 @@ import type { MetadataCache } from './metadata/cache.ts';
 import * as sql from './metadata/sql.ts';
 import type { RegistryMetrics } from './metrics.ts';
 import { parseTag, type Reference, type RepositoryName, type TagName } from './names.ts';
-import type { BlobDriver, ByteRange, UploadWriter } from './storage/driver.ts';
+import type { BlobCopy, BlobDriver, ByteRange, UploadWriter } from './storage/driver.ts';
 import type {
   Actor,
   BlobTarget,
@@ -175,19 +175,28 @@ export class LocalRegistryStore implements RegistryStore {
     return { size, redirectUrl };
   }
 
-  async readBlob(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable> {
+  async readBlob(_repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable> {
     try {
-      const stream = await this.#driver.read(digest, range);
-      // Counted once the client has everything; a listener on 'data' would start the flow too early.
-      const length = range ? range.end - range.start + 1 : this.#cache.getBlobSize(repository, digest);
-      stream.once('end', () =>
-        this.#metrics.blobBytesServed.inc(length ?? (stream as { bytesRead?: number }).bytesRead ?? 0),
-      );
-      return stream;
+      return await this.#driver.read(digest, range);
     } catch (error) {
       if (error instanceof BlobNotFoundError) throw blobUnknown(digest);
       throw error;
     }
+  }
+
+  async openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy> {
+    let copy: BlobCopy;
+    try {
+      copy = await this.#driver.openCopy(digest, range);
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) throw blobUnknown(digest);
+      throw error;
+    }
+    const length = range ? range.end - range.start + 1 : this.#cache.getBlobSize(repository, digest);
+    return async (destination) => {
+      await copy(destination);
+      if (length !== undefined) this.#metrics.blobBytesServed.inc(length);
+    };
   }
 
   async deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {

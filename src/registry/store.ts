@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from './digest.ts';
 import type { Reference, RepositoryName } from './names.ts';
-import type { ByteRange } from './storage/driver.ts';
+import type { BlobCopy, ByteRange } from './storage/driver.ts';
 
 export interface StoredManifest {
   digest: Digest;
@@ -71,6 +71,8 @@ export interface RegistryStore {
 
   statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget>;
   readBlob(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable>;
+  /** Opens the blob for copying into a response; BLOB_UNKNOWN before anything is written. */
+  openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy>;
   deleteBlob(repository: RepositoryName, digest: Digest): Promise<void>;
 
   startUpload(repository: RepositoryName): Promise<UploadState>;

@@ -4,6 +4,7 @@ import { parseDigest, type Digest } from '../digest.ts';
 import { OciError } from '../errors.ts';
 import { mediaTypes, manifestKindOf } from '../media-types.ts';
 import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from '../names.ts';
+import type { BlobCopy } from '../storage/driver.ts';
 import type { Actor, PageResult, RegistryStore, StoredManifest } from '../store.ts';
 import { isUploadId } from '../storage/paths.ts';
 import type { RegistryAccess, RegistryAction } from './access.ts';
@@ -233,7 +234,7 @@ async function blobHandlers(
         reply.header('Content-Length', blob.size);
       }
       if (method === 'HEAD') return reply.send();
-      return reply.send(await ctx.store.readBlob(repository, digest, range ?? undefined));
+      return sendBlob(request, reply, await ctx.store.openBlobCopy(repository, digest, range ?? undefined));
     }
     case 'DELETE': {
       const { repository } = await authorize(ctx, request, rawName, ['delete']);
@@ -243,6 +244,24 @@ async function blobHandlers(
     default:
       throw methodNotAllowed(method);
   }
+}
+
+/**
+ * Writes the response head and copies the blob straight into the socket. A failure after the head
+ * went out can only cut the connection short, which clients see as an incomplete download and retry.
+ */
+async function sendBlob(request: FastifyRequest, reply: FastifyReply, copy: BlobCopy): Promise<FastifyReply> {
+  reply.hijack();
+  const response = reply.raw;
+  response.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
+  try {
+    await copy(response);
+    response.end();
+  } catch (error) {
+    if (!response.destroyed) request.log.warn({ err: error }, 'blob download cut short');
+    response.destroy();
+  }
+  return reply;
 }
 
 // ── uploads ────────────────────────────────────────────────────────────────────────────────────

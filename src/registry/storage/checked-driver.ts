@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { SlipwayError, StorageError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
 import type { RegistryMetrics } from '../metrics.ts';
-import type { BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
+import type { BlobCopy, BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
 import { isUploadId } from './paths.ts';
 
 /**
@@ -28,6 +28,10 @@ export class CheckedDriver implements BlobDriver {
 
   read(digest: Digest, range?: ByteRange): Promise<Readable> {
     return this.#run('read', () => this.#inner.read(digest, range));
+  }
+
+  openCopy(digest: Digest, range?: ByteRange): Promise<BlobCopy> {
+    return this.#run('read', () => this.#inner.openCopy(digest, range));
   }
 
   delete(digest: Digest): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../digest.ts';
 
 /** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
@@ -6,6 +6,9 @@ export interface ByteRange {
   start: number;
   end: number;
 }
+
+/** Copies an opened blob into `destination`, resolving once every byte was accepted by it. */
+export type BlobCopy = (destination: Writable) => Promise<void>;
 
 export interface BlobStat {
   size: number;
@@ -20,6 +23,11 @@ export interface BlobDriver {
   stat(digest: Digest): Promise<BlobStat>;
   /** Opens the blob (or a range of it); fails before returning when the blob is absent. */
   read(digest: Digest, range?: ByteRange): Promise<Readable>;
+  /**
+   * Opens the blob (or a range of it) for copying into a socket, the fastest way the driver knows;
+   * fails before returning when the blob is absent. The copy does not end the destination.
+   */
+  openCopy(digest: Digest, range?: ByteRange): Promise<BlobCopy>;
   /** Idempotent: deleting an absent blob succeeds. */
   delete(digest: Digest): Promise<void>;
   /** A short-lived URL clients can fetch the blob from directly, or null to stream through the gateway. */

@@ -6,10 +6,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, UploadNotFoundError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
-import type { BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
+import { BufferPool } from './buffer-pool.ts';
+import type { BlobCopy, BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
 import { storagePaths } from './paths.ts';
 
 const readChunkSize = 1024 * 1024;
+const copyBuffers = new BufferPool(readChunkSize, 64);
 
 /** Blobs as files under one root. Writes land in `uploads/` and are renamed into place, so readers never see a partial blob. */
 export class FsDriver implements BlobDriver {
@@ -42,6 +44,48 @@ export class FsDriver implements BlobDriver {
       highWaterMark: readChunkSize,
       autoClose: true,
     });
+  }
+
+  /** Reads one chunk ahead into recycled buffers while the previous one is written. */
+  async openCopy(digest: Digest, range?: ByteRange): Promise<BlobCopy> {
+    let handle;
+    try {
+      handle = await open(this.#path(storagePaths.blob(digest)), 'r');
+    } catch (error) {
+      throw mapNotFound(error, () => new BlobNotFoundError(digest));
+    }
+    const file = handle;
+    return async (destination) => {
+      let position = range?.start ?? 0;
+      const end = range ? range.end + 1 : (await file.stat()).size;
+      const readAt = async (at: number) => {
+        const buffer = copyBuffers.take();
+        try {
+          const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), at);
+          if (bytesRead === 0) throw new Error(`blob ${digest} ended early at byte ${at}`);
+          return { buffer, bytesRead };
+        } catch (error) {
+          copyBuffers.release(buffer);
+          throw error;
+        }
+      };
+      let next = position < end ? readAt(position) : null;
+      try {
+        while (next) {
+          const { buffer, bytesRead } = await next;
+          position += bytesRead;
+          next = position < end ? readAt(position) : null;
+          try {
+            await writeChunk(destination, buffer.subarray(0, bytesRead));
+          } finally {
+            copyBuffers.release(buffer);
+          }
+        }
+      } finally {
+        if (next) await next.then(({ buffer }) => copyBuffers.release(buffer), () => {});
+        await file.close();
+      }
+    };
   }
 
   async delete(digest: Digest): Promise<void> {
@@ -144,6 +188,13 @@ class FsUploadWriter implements UploadWriter {
   async abort(): Promise<void> {
     await rm(this.#root, { recursive: true, force: true });
   }
+}
+
+function writeChunk(destination: import('node:stream').Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (destination.destroyed) return reject(new Error('the client went away'));
+    destination.write(chunk, (error) => (error ? reject(error) : resolve()));
+  });
 }
 
 function mapNotFound(error: unknown, notFound: () => Error): unknown {

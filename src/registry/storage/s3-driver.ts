@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Readable, addAbortSignal } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   AbortMultipartUploadCommand,
@@ -19,7 +20,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BlobNotFoundError, ConfigError, StorageError, UploadNotFoundError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
-import type { BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
+import type { BlobCopy, BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
 import { storagePaths } from './paths.ts';
 
 /** The `storage.s3` config section (defaults as in the config schema). */
@@ -113,6 +114,11 @@ export class S3Driver implements BlobDriver {
   async stat(digest: Digest): Promise<BlobStat> {
     const size = await this.#objects.head(storagePaths.blob(digest), () => new BlobNotFoundError(digest));
     return { size };
+  }
+
+  async openCopy(digest: Digest, range?: ByteRange): Promise<BlobCopy> {
+    const body = await this.read(digest, range);
+    return (destination) => pipeline(body, destination, { end: false });
   }
 
   read(digest: Digest, range?: ByteRange): Promise<Readable> {

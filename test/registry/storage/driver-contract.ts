@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -53,6 +53,26 @@ export function describeBlobDriverContract(
       ] as const) {
         const slice = await readAll(await driver.read(digest, { start, end }));
         expect(equalBytes(slice, data.subarray(start, end + 1)), `bytes ${start}-${end}`).toBe(true);
+      }
+    });
+
+    it('copies a blob whole and in ranges into a destination it does not end', async () => {
+      const driver = await makeDriver();
+      await expect(driver.openCopy(computeDigest(randomBytes(8)))).rejects.toBeInstanceOf(BlobNotFoundError);
+      const data = randomBytes(2_500_000);
+      const digest = await uploadBlob(driver, [data]);
+      for (const range of [undefined, { start: 0, end: 0 }, { start: 1_000_000, end: 2_499_999 }, { start: 7, end: 1_048_583 }]) {
+        const chunks: Buffer[] = [];
+        const sink = new Writable({
+          write(chunk: Buffer, _encoding, callback) {
+            chunks.push(Buffer.from(chunk));
+            callback();
+          },
+        });
+        await (await driver.openCopy(digest, range))(sink);
+        expect(sink.writableEnded).toBe(false);
+        const expected = range ? data.subarray(range.start, range.end + 1) : data;
+        expect(equalBytes(Buffer.concat(chunks), expected), JSON.stringify(range)).toBe(true);
       }
     });
 
