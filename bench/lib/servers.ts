@@ -1,0 +1,311 @@
+/** Starting, watching and stopping the two registries under test. */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { basename, join } from 'node:path';
+
+export type ServerId = 'reference' | 'slipway';
+
+export interface RunningServer {
+  id: ServerId;
+  label: string;
+  version: string;
+  base: string;
+  pid: number;
+  child: ChildProcess;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export const distributionBinary = process.env.BENCH_DISTRIBUTION_BIN ?? '/usr/bin/docker-registry';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+function launch(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; logFile: string },
+): ChildProcess {
+  const log = createWriteStream(options.logFile);
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once('exit', () => log.end());
+  return child;
+}
+
+async function waitReady(
+  base: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `server exited during startup (${child.exitCode ?? child.signalCode}); log:\n${tail(logFile)}`,
+      );
+    }
+    try {
+      const response = await fetch(`${base}/v2/`, { signal: AbortSignal.timeout(2000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline)
+      throw new Error(`server at ${base} not ready after ${timeoutMs} ms; log:\n${tail(logFile)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  return () =>
+    (stopping ??= new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    }));
+}
+
+/**
+ * Starts `bin/slipway.js serve` of the checkout at `repoRoot`. `as` makes it stand in for the
+ * reference (A/B runs of two Slipway checkouts); its data and log then get their own names.
+ */
+export async function startSlipway(
+  repoRoot: string,
+  workDir: string,
+  as: ServerId = 'slipway',
+): Promise<RunningServer> {
+  const port = await freePort();
+  const suffix = as === 'slipway' ? '' : `-${as}`;
+  const dataDir = join(workDir, `slipway-data${suffix}`);
+  const logFile = join(workDir, `slipway${suffix}.log`);
+  const child = launch(
+    process.execPath,
+    [
+      ...slipwayNodeArgs(),
+      join(repoRoot, 'bin/slipway.js'),
+      'serve',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--data',
+      dataDir,
+      '--log-level',
+      'warn',
+    ],
+    { cwd: repoRoot, env: { ...process.env, SLIPWAY_GC_ENABLED: '0' }, logFile },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  const stop = stopper(child);
+  try {
+    await waitReady(base, child, logFile);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const version = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version as string;
+  const label = as === 'slipway' ? 'Slipway' : `Slipway@${basename(repoRoot)}`;
+  return {
+    id: as,
+    label,
+    version: `${version} (${gitDescribe(repoRoot)})`,
+    base,
+    pid: child.pid!,
+    child,
+    logFile,
+    stop,
+  };
+}
+
+/** Extra node flags for the Slipway process, e.g. BENCH_SLIPWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+function slipwayNodeArgs(): string[] {
+  return (process.env.BENCH_SLIPWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
+export async function startDistribution(workDir: string): Promise<RunningServer> {
+  if (!existsSync(distributionBinary)) {
+    throw new Error(
+      `${distributionBinary} not found: apt-get install -y docker-registry (or set BENCH_DISTRIBUTION_BIN)`,
+    );
+  }
+  const port = await freePort();
+  const root = join(workDir, 'distribution-data');
+  await mkdir(root, { recursive: true });
+  const configFile = join(workDir, 'distribution.yml');
+  // Closest to Slipway's defaults: filesystem storage, in-memory blob descriptor cache, no auth,
+  // no access log, no background jobs.
+  await writeFile(
+    configFile,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  cache:',
+      '    blobdescriptor: inmemory',
+      '  filesystem:',
+      `    rootdirectory: ${root}`,
+      '  delete:',
+      '    enabled: true',
+      '  maintenance:',
+      '    uploadpurging:',
+      '      enabled: false',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
+  const logFile = join(workDir, 'distribution.log');
+  const child = launch(distributionBinary, ['serve', configFile], { logFile });
+  const base = `http://127.0.0.1:${port}`;
+  const stop = stopper(child);
+  try {
+    await waitReady(base, child, logFile);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    id: 'reference',
+    label: 'Distribution',
+    version: distributionVersion(),
+    base,
+    pid: child.pid!,
+    child,
+    logFile,
+    stop,
+  };
+}
+
+export function distributionVersion(): string {
+  try {
+    const out = execFileSync(distributionBinary, ['--version'], { encoding: 'utf8' }).trim();
+    return out.replace(/^\S+\s+\S+\s+/, '') || out; // "docker-registry github.com/docker/distribution 2.8.2+ds1"
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitDescribe(repoRoot: string): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bin'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+// ── /proc sampling ──────────────────────────────────────────────────────────────────────────────
+
+const clockTicks = 100;
+
+export interface ProcStatus {
+  rssBytes: number;
+  hwmBytes: number;
+}
+
+export function readStatus(pid: number): ProcStatus | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds (user + system, all threads) the process has used so far. */
+export function readCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks; // utime, stime (fields 14 and 15)
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Samples VmRSS of each server every `intervalMs`, keeping the maximum overall and per phase (the
+ * phase is whatever the bench is doing, e.g. "blob-256m:slipway").
+ */
+export class MemorySampler {
+  readonly #pids: Map<ServerId, number>;
+  readonly #timer: NodeJS.Timeout;
+  readonly maxRss = new Map<ServerId, number>();
+  readonly phaseMax = new Map<string, Map<ServerId, number>>();
+  phase = 'startup';
+
+  constructor(pids: Map<ServerId, number>, intervalMs = 50) {
+    this.#pids = pids;
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  sample(): void {
+    let phase = this.phaseMax.get(this.phase);
+    if (!phase) this.phaseMax.set(this.phase, (phase = new Map()));
+    for (const [id, pid] of this.#pids) {
+      const status = readStatus(pid);
+      if (!status) continue;
+      this.maxRss.set(id, Math.max(this.maxRss.get(id) ?? 0, status.rssBytes));
+      phase.set(id, Math.max(phase.get(id) ?? 0, status.rssBytes));
+    }
+  }
+
+  maxInPhases(id: ServerId, prefix: string): number | undefined {
+    let max: number | undefined;
+    for (const [phase, values] of this.phaseMax) {
+      if (!phase.startsWith(prefix)) continue;
+      const value = values.get(id);
+      if (value !== undefined) max = Math.max(max ?? 0, value);
+    }
+    return max;
+  }
+
+  stop(): void {
+    this.sample();
+    clearInterval(this.#timer);
+  }
+}
