@@ -58,6 +58,12 @@ export const configSchema = z.strictObject({
       driver: z.enum(['filesystem', 's3']).default('filesystem'),
       /** Filesystem root; defaults to <dataDir>/storage. */
       root: z.string().optional(),
+      /**
+       * Flush every blob to disk before it becomes visible. Defaults to on with PostgreSQL and off with
+       * the embedded database, which itself runs without fsync: durability is only worth its cost when
+       * the metadata is durable too.
+       */
+      syncWrites: z.boolean().optional(),
       s3: s3Schema.optional(),
     })
     .default({ driver: 'filesystem' })
@@ -102,6 +108,7 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['REDIS_URL', ['redis', 'url'], String],
   ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
   ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],
+  ['SLIPWAY_STORAGE_SYNC_WRITES', ['storage', 'syncWrites'], (v) => v === '1' || v === 'true'],
   ['SLIPWAY_S3_BUCKET', ['storage', 's3', 'bucket'], String],
   ['SLIPWAY_S3_REGION', ['storage', 's3', 'region'], String],
   ['SLIPWAY_S3_ENDPOINT', ['storage', 's3', 'endpoint'], String],

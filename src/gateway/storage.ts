@@ -12,5 +12,9 @@ export async function createBlobDriver(config: Config, metrics: RegistryMetrics)
     const { S3Driver } = await import('../registry/storage/s3-driver.ts');
     return new CheckedDriver(new S3Driver(storage.s3), metrics);
   }
-  return new CheckedDriver(new FsDriver(storage.root ?? join(config.dataDir, 'storage')), metrics);
+  const syncWrites = storage.syncWrites ?? config.database.url !== undefined;
+  return new CheckedDriver(
+    new FsDriver(storage.root ?? join(config.dataDir, 'storage'), { syncWrites }),
+    metrics,
+  );
 }

@@ -9,7 +9,11 @@ export function registryErrorHandler(
 ) {
   const oci = toOciError(error);
   if (oci.status >= 500) request.log.error({ err: error }, 'registry request failed');
-  reply.code(oci.status).headers(oci.headers).header('Content-Type', 'application/json');
+  reply
+    .code(oci.status)
+    .headers(oci.headers)
+    .header('Docker-Distribution-API-Version', 'registry/2.0')
+    .header('Content-Type', 'application/json');
   return reply.send(JSON.stringify(oci.toJSON()));
 }
 

@@ -34,14 +34,13 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   app.setErrorHandler(registryErrorHandler);
   app.setNotFoundHandler(registryNotFound);
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
-  });
 
   const context: HandlerContext = { store, access, maxManifestBytes };
   for (const method of ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'] as const) {
-    const handler = (request: FastifyRequest, reply: FastifyReply) =>
-      dispatch(context, method, parseRegistryPath(request.url), request, reply);
+    const handler = (request: FastifyRequest, reply: FastifyReply) => {
+      reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+      return dispatch(context, method, parseRegistryPath(request.url), request, reply);
+    };
     app.route({ method, url: '/v2/', handler, exposeHeadRoute: false });
     app.route({ method, url: '/v2/*', handler, exposeHeadRoute: false });
   }
@@ -115,11 +114,12 @@ async function manifestHandlers(
         await ctx.store.getManifest(repository, reference),
         request,
       );
-      reply
-        .header('Content-Type', manifest.mediaType)
-        .header('Docker-Content-Digest', manifest.digest)
-        .header('ETag', `"${manifest.digest}"`)
-        .header('Content-Length', manifest.content.length);
+      reply.headers({
+        'content-type': manifest.mediaType,
+        'docker-content-digest': manifest.digest,
+        etag: `"${manifest.digest}"`,
+        'content-length': manifest.content.length,
+      });
       return method === 'HEAD' ? reply.send() : reply.send(manifest.content);
     }
     case 'PUT': {

@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, rename, rm, stat, writeFile, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  rename,
+  rm,
+  stat,
+  writeFile,
+  readFile,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BlobNotFoundError, UploadNotFoundError } from '../../errors.ts';
@@ -15,9 +25,12 @@ const copyBuffers = new BufferPool(readChunkSize, 64);
 export class FsDriver implements BlobDriver {
   readonly kind = 'filesystem';
   readonly #root: string;
+  readonly #syncWrites: boolean;
 
-  constructor(root: string) {
+  /** `syncWrites`: flush each blob to disk before it becomes visible (survives power loss, costs speed). */
+  constructor(root: string, options: { syncWrites?: boolean } = {}) {
     this.#root = root;
+    this.#syncWrites = options.syncWrites ?? true;
   }
 
   async stat(digest: Digest): Promise<BlobStat> {
@@ -80,7 +93,11 @@ export class FsDriver implements BlobDriver {
           }
         }
       } finally {
-        if (next) await next.then(({ buffer }) => copyBuffers.release(buffer), () => {});
+        if (next)
+          await next.then(
+            ({ buffer }) => copyBuffers.release(buffer),
+            () => {},
+          );
         await file.close();
       }
     };
@@ -106,6 +123,7 @@ export class FsDriver implements BlobDriver {
       uploadId,
       (digest) => this.#path(storagePaths.blob(digest)),
       this.#path(storagePaths.uploadRoot(uploadId)),
+      this.#syncWrites,
     );
   }
 
@@ -132,6 +150,7 @@ class FsUploadWriter implements UploadWriter {
   readonly #uploadId: string;
   readonly #blobPath: (digest: Digest) => string;
   readonly #root: string;
+  readonly #syncWrites: boolean;
 
   constructor(
     file: string,
@@ -139,7 +158,9 @@ class FsUploadWriter implements UploadWriter {
     uploadId: string,
     blobPath: (digest: Digest) => string,
     root: string,
+    syncWrites: boolean,
   ) {
+    this.#syncWrites = syncWrites;
     this.#file = file;
     this.#size = size;
     this.#uploadId = uploadId;
@@ -162,7 +183,7 @@ class FsUploadWriter implements UploadWriter {
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         signal?.throwIfAborted();
-        for (let offset = 0; offset < chunk.length; ) {
+        for (let offset = 0; offset < chunk.length;) {
           const taken = chunk.copy(buffer, filled, offset);
           filled += taken;
           offset += taken;
@@ -194,11 +215,13 @@ class FsUploadWriter implements UploadWriter {
   }
 
   async commit(digest: Digest): Promise<void> {
-    const handle = await open(this.#file, 'r+');
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
+    if (this.#syncWrites) {
+      const handle = await open(this.#file, 'r+');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
     }
     const target = this.#blobPath(digest);
     await mkdir(dirname(target), { recursive: true });
@@ -212,7 +235,7 @@ class FsUploadWriter implements UploadWriter {
 }
 
 async function writeFully(file: FileHandle, buffer: Buffer, length: number): Promise<void> {
-  for (let written = 0; written < length; ) {
+  for (let written = 0; written < length;) {
     written += (await file.write(buffer, written, length - written)).bytesWritten;
   }
 }
