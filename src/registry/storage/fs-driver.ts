@@ -1,17 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import {
-  mkdir,
-  open,
-  rename,
-  rm,
-  stat,
-  writeFile,
-  readFile,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, writeFile, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, UploadNotFoundError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
 import { BufferPool } from './buffer-pool.ts';
@@ -172,35 +164,12 @@ class FsUploadWriter implements UploadWriter {
     return this.#size;
   }
 
-  /**
-   * Gathers the socket's small chunks into 1 MiB writes (one thread-pool round trip each, not one per
-   * 64 KiB). What arrived before a failure is still written, so the upload resumes after it.
-   */
   async append(source: Readable, signal?: AbortSignal): Promise<void> {
-    const file = await open(this.#file, 'a');
-    const buffer = copyBuffers.take();
-    let filled = 0;
+    const sink = createWriteStream(this.#file, { flags: 'a', highWaterMark: readChunkSize });
     try {
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        signal?.throwIfAborted();
-        for (let offset = 0; offset < chunk.length;) {
-          const taken = chunk.copy(buffer, filled, offset);
-          filled += taken;
-          offset += taken;
-          if (filled === buffer.length) {
-            await writeFully(file, buffer, filled);
-            filled = 0;
-          }
-        }
-      }
+      await pipeline(source, sink, signal ? { signal } : {});
     } finally {
-      try {
-        if (filled > 0) await writeFully(file, buffer, filled);
-      } finally {
-        copyBuffers.release(buffer);
-        this.#size = (await file.stat()).size;
-        await file.close();
-      }
+      this.#size = (await stat(this.#file)).size;
     }
   }
 
@@ -231,12 +200,6 @@ class FsUploadWriter implements UploadWriter {
 
   async abort(): Promise<void> {
     await rm(this.#root, { recursive: true, force: true });
-  }
-}
-
-async function writeFully(file: FileHandle, buffer: Buffer, length: number): Promise<void> {
-  for (let written = 0; written < length;) {
-    written += (await file.write(buffer, written, length - written)).bytesWritten;
   }
 }
 
