@@ -175,15 +175,6 @@ export class LocalRegistryStore implements RegistryStore {
     return { size, redirectUrl };
   }
 
-  async readBlob(_repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable> {
-    try {
-      return await this.#driver.read(digest, range);
-    } catch (error) {
-      if (error instanceof BlobNotFoundError) throw blobUnknown(digest);
-      throw error;
-    }
-  }
-
   async openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy> {
     let copy: BlobCopy;
     try {

@@ -70,7 +70,6 @@ export interface RegistryStore {
   deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void>;
 
   statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget>;
-  readBlob(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<Readable>;
   /** Opens the blob for copying into a response; BLOB_UNKNOWN before anything is written. */
   openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy>;
   deleteBlob(repository: RepositoryName, digest: Digest): Promise<void>;

@@ -61,7 +61,12 @@ export function describeBlobDriverContract(
       await expect(driver.openCopy(computeDigest(randomBytes(8)))).rejects.toBeInstanceOf(BlobNotFoundError);
       const data = randomBytes(2_500_000);
       const digest = await uploadBlob(driver, [data]);
-      for (const range of [undefined, { start: 0, end: 0 }, { start: 1_000_000, end: 2_499_999 }, { start: 7, end: 1_048_583 }]) {
+      for (const range of [
+        undefined,
+        { start: 0, end: 0 },
+        { start: 1_000_000, end: 2_499_999 },
+        { start: 7, end: 1_048_583 },
+      ]) {
         const chunks: Buffer[] = [];
         const sink = new Writable({
           write(chunk: Buffer, _encoding, callback) {
@@ -69,7 +74,9 @@ export function describeBlobDriverContract(
             callback();
           },
         });
-        await (await driver.openCopy(digest, range))(sink);
+        await (
+          await driver.openCopy(digest, range)
+        )(sink);
         expect(sink.writableEnded).toBe(false);
         const expected = range ? data.subarray(range.start, range.end + 1) : data;
         expect(equalBytes(Buffer.concat(chunks), expected), JSON.stringify(range)).toBe(true);
