@@ -39,8 +39,6 @@ export const configSchema = z.strictObject({
   listen: listen.default('0.0.0.0:5000'),
   dataDir: z.string().default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** The address clients reach this registry at, for absolute URLs (e.g. https://registry.example.com). */
-  publicUrl: z.url().optional(),
   database: z
     .strictObject({
       /** PostgreSQL connection string; without it, PGlite is embedded under the data directory. */
@@ -102,7 +100,6 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_LISTEN', ['listen'], String],
   ['SLIPWAY_DATA', ['dataDir'], String],
   ['SLIPWAY_LOG_LEVEL', ['logLevel'], String],
-  ['SLIPWAY_PUBLIC_URL', ['publicUrl'], String],
   ['DATABASE_URL', ['database', 'url'], String],
   ['SLIPWAY_DATABASE_SCHEMA', ['database', 'schema'], String],
   ['REDIS_URL', ['redis', 'url'], String],

@@ -38,14 +38,6 @@ export function parseDigest(value: string): Digest {
   return value as Digest;
 }
 
-export function tryParseDigest(value: string): Digest | null {
-  try {
-    return parseDigest(value);
-  } catch {
-    return null;
-  }
-}
-
 export function digestAlgorithm(digest: Digest): DigestAlgorithm {
   return digest.slice(0, digest.indexOf(':')) as DigestAlgorithm;
 }

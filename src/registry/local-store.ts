@@ -170,9 +170,11 @@ export class LocalRegistryStore implements RegistryStore {
       size = found;
       this.#cache.setBlobSize(repository, digest, size);
     }
-    const redirectUrl =
-      this.#redirectSeconds > 0 ? await this.#driver.redirectUrl(digest, this.#redirectSeconds) : null;
-    return { size, redirectUrl };
+    return { size };
+  }
+
+  async blobRedirectUrl(digest: Digest): Promise<string | null> {
+    return this.#redirectSeconds > 0 ? this.#driver.redirectUrl(digest, this.#redirectSeconds) : null;
   }
 
   async openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy> {

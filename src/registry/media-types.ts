@@ -23,8 +23,6 @@ export function manifestKindOf(mediaType: string): ManifestKind | undefined {
   return kindByMediaType[mediaType];
 }
 
-export const supportedManifestMediaTypes: readonly string[] = Object.keys(kindByMediaType);
-
 /** Layers whose content lives elsewhere: a manifest may reference them without the blob being pushed. */
 export function isNonDistributable(mediaType: string): boolean {
   return (

@@ -44,8 +44,6 @@ export interface UploadState {
 
 export interface BlobTarget {
   size: number;
-  /** Pre-signed storage URL when the driver offers one, else the blob is streamed. */
-  redirectUrl: string | null;
 }
 
 /** Who acts, for tag history and (later) authorisation. */
@@ -70,6 +68,8 @@ export interface RegistryStore {
   deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void>;
 
   statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget>;
+  /** A pre-signed storage URL to send a download to, or null to stream the blob through the gateway. */
+  blobRedirectUrl(digest: Digest): Promise<string | null>;
   /** Opens the blob for copying into a response; BLOB_UNKNOWN before anything is written. */
   openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy>;
   deleteBlob(repository: RepositoryName, digest: Digest): Promise<void>;

@@ -63,23 +63,10 @@ export class OciClient {
     const configDigest = await this.pushBlob(repository, config);
     const layerDigests: Digest[] = [];
     for (const layer of layers) layerDigests.push(await this.pushBlob(repository, layer));
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: mediaTypes.ociManifest,
-        ...(options.artifactType ? { artifactType: options.artifactType } : {}),
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: configDigest,
-          size: config.length,
-        },
-        layers: layers.map((l, i) => ({
-          mediaType: 'application/vnd.oci.image.layer.v1.tar',
-          digest: layerDigests[i],
-          size: l.length,
-        })),
-        ...(options.subject ? { subject: options.subject } : {}),
-      }),
+    const manifest = imageManifest(
+      { digest: configDigest, size: config.length },
+      layers.map((l, i) => ({ digest: layerDigests[i]!, size: l.length })),
+      { artifactType: options.artifactType, subject: options.subject },
     );
     const response = await this.putManifest(repository, reference, manifest, mediaTypes.ociManifest);
     if (response.status !== 201)
@@ -130,4 +117,22 @@ export interface PushedImage {
 export async function errorCode(response: Response): Promise<string | undefined> {
   const body = (await response.json()) as { errors?: Array<{ code: string }> };
   return body.errors?.[0]?.code;
+}
+
+/** An OCI image manifest over pushed config and layer blobs, as bytes ready to PUT. */
+export function imageManifest(
+  config: { digest: Digest; size: number },
+  layers: Array<{ digest: Digest; size: number }>,
+  extra: { artifactType?: string; subject?: { digest: Digest; size: number; mediaType: string } } = {},
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: mediaTypes.ociManifest,
+      ...(extra.artifactType ? { artifactType: extra.artifactType } : {}),
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: layers.map((layer) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer })),
+      ...(extra.subject ? { subject: extra.subject } : {}),
+    }),
+  );
 }

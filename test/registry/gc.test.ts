@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeDigest, digestHex, type Digest } from '../../src/registry/digest.ts';
 import { mediaTypes } from '../../src/registry/media-types.ts';
-import { errorCode, OciClient } from '../helpers/oci-client.ts';
+import { errorCode, imageManifest, OciClient } from '../helpers/oci-client.ts';
 import { startSlipway, type TestSlipway } from '../helpers/slipway.ts';
 
 const collectEverything = { untaggedGraceSeconds: 0, blobGraceSeconds: 0, uploadExpirySeconds: 3600 };
@@ -159,18 +159,9 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
         const configDigest = await client.pushBlob('gc/race', config);
         const layerDigest = await client.pushBlob('gc/race', layer);
         const collecting = gc();
-        const manifest = JSON.stringify({
-          schemaVersion: 2,
-          mediaType: mediaTypes.ociManifest,
-          config: {
-            mediaType: 'application/vnd.oci.image.config.v1+json',
-            digest: configDigest,
-            size: config.length,
-          },
-          layers: [
-            { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
-          ],
-        });
+        const manifest = imageManifest({ digest: configDigest, size: config.length }, [
+          { digest: layerDigest, size: layer.length },
+        ]);
         const response = await client.putManifest('gc/race', `r${i}`, manifest, mediaTypes.ociManifest);
         await collecting;
         return {

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { parseDigest, type Digest } from '../digest.ts';
 import { OciError } from '../errors.ts';
@@ -222,7 +222,10 @@ async function blobHandlers(
         .header('Docker-Content-Digest', digest)
         .header('ETag', `"${digest}"`)
         .header('Accept-Ranges', 'bytes');
-      if (blob.redirectUrl && method === 'GET') return reply.redirect(blob.redirectUrl, 307);
+      if (method === 'GET') {
+        const redirectUrl = await ctx.store.blobRedirectUrl(digest);
+        if (redirectUrl) return reply.redirect(redirectUrl, 307);
+      }
       const range = parseRangeHeader(request.headers.range, blob.size);
       reply.header('Content-Type', 'application/octet-stream');
       if (range) {
@@ -510,5 +513,3 @@ function tooLarge(limit: number): OciError {
     status: 413,
   });
 }
-
-export type { FastifyInstance };

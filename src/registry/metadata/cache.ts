@@ -84,11 +84,4 @@ export class MetadataCache {
       if (digests.has(key.slice(key.indexOf('@') + 1))) this.#blobSizes.delete(key);
     }
   }
-
-  clear(): void {
-    this.#tags.clear();
-    this.#manifests.clear();
-    this.#blobSizes.clear();
-    this.#tagLists.clear();
-  }
 }

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeDigest, type Digest } from '../../../src/registry/digest.ts';
 import { mediaTypes } from '../../../src/registry/media-types.ts';
 import type { S3DriverOptions } from '../../../src/registry/storage/s3-driver.ts';
+import { imageManifest } from '../../helpers/oci-client.ts';
 import { startSlipway, type TestSlipway } from '../../helpers/slipway.ts';
 import { startLoopbackS3, type LoopbackS3 } from './driver-contract.ts';
 
@@ -109,20 +110,9 @@ describe('registry on S3 storage', () => {
     expect(put.status, await put.clone().text()).toBe(201);
     expect(put.headers.get('docker-content-digest')).toBe(layerDigest);
 
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: mediaTypes.ociManifest,
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: configDigest,
-          size: config.length,
-        },
-        layers: [
-          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
-        ],
-      }),
-    );
+    const manifest = imageManifest({ digest: configDigest, size: config.length }, [
+      { digest: layerDigest, size: layer.length },
+    ]);
     const putManifest = await fetch(`${base}/v2/${repository}/manifests/v1`, {
       method: 'PUT',
       headers: { 'Content-Type': mediaTypes.ociManifest },
