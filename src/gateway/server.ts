@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
+import { tuneGarbageCollectionForStreaming } from './runtime-tuning.ts';
 import { createServices, type Services } from './services.ts';
 
 export interface RunningServer {
@@ -14,6 +15,8 @@ export interface RunningServer {
 /** Starts the gateway: services, HTTP listener and the garbage-collection loop. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const services = await createServices(config);
+  // After the database opened: PGlite's first start (initdb) peaks ~180 MiB higher with it.
+  tuneGarbageCollectionForStreaming();
   const app = await buildApp(services);
   const { host, port } = splitListen(config.listen);
   try {
