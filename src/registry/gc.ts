@@ -13,10 +13,14 @@ export interface GcPolicy {
 }
 
 export interface GcReport {
+  /** Uploads removed, orphans included. */
   uploads: number;
   manifests: number;
+  /** Blobs removed, orphans included. */
   blobs: number;
   bytes: number;
+  /** Blobs and uploads found in storage without metadata, removed once older than their grace period. */
+  orphans: number;
 }
 
 export interface GcHooks {
@@ -26,6 +30,10 @@ export interface GcHooks {
 }
 
 const gcLockKey = 0x51_1b_6c;
+const rowKeys = {
+  uploads: { column: 'id', type: 'uuid' },
+  blobs: { column: 'digest', type: 'text' },
+} as const;
 const batchSize = 500;
 
 const unreachableManifests = `
@@ -53,6 +61,8 @@ const unreferencedBlobCondition = `
  * same locks, so a push that references an object either wins (and the object stays) or sees it gone
  * (and is told to upload it again). A blob is first marked `deleting`, then its bytes and row are
  * removed: a crash in between leaves a row that is never served and is finished by the next run.
+ * Bytes stored without a row (a crash between the storage commit and the database commit) are found by
+ * listing storage, given a `deleting` row once older than the grace period, and removed the same way.
  */
 export class GarbageCollector {
   readonly #db: Database;
@@ -70,9 +80,11 @@ export class GarbageCollector {
   /** Runs one collection, or returns null when another process is already collecting. */
   run(policy: GcPolicy): Promise<GcReport | null> {
     return this.#db.tryWithLock(gcLockKey, async () => {
-      const report: GcReport = { uploads: 0, manifests: 0, blobs: 0, bytes: 0 };
-      report.uploads = await this.#expireUploads(policy.uploadExpirySeconds);
+      const report: GcReport = { uploads: 0, manifests: 0, blobs: 0, bytes: 0, orphans: 0 };
+      report.orphans = await this.#expireOrphanUploads(policy.uploadExpirySeconds);
+      report.uploads = report.orphans + (await this.#expireUploads(policy.uploadExpirySeconds));
       report.manifests = await this.#sweepManifests(policy.untaggedGraceSeconds);
+      report.orphans += await this.#adoptOrphanBlobs(policy.blobGraceSeconds);
       const blobs = await this.#sweepBlobs(policy.blobGraceSeconds);
       report.blobs = blobs.count;
       report.bytes = blobs.bytes;
@@ -90,6 +102,54 @@ export class GarbageCollector {
     );
     for (const { id } of rows) await this.#hooks.expireUpload(id);
     return rows.length;
+  }
+
+  /** Uploads with storage but no row: the process stopped between creating the two. */
+  async #expireOrphanUploads(expirySeconds: number): Promise<number> {
+    let expired = 0;
+    for await (const ids of batches(olderThan(this.#driver.listUploads(), expirySeconds), batchSize)) {
+      const known = await this.#existing(
+        'uploads',
+        ids.map((upload) => upload.id),
+      );
+      for (const { id } of ids) {
+        if (known.has(id)) continue;
+        await this.#hooks.expireUpload(id);
+        expired++;
+      }
+    }
+    return expired;
+  }
+
+  /** Gives stored blobs without a row a `deleting` row, which the blob sweep then finishes. */
+  async #adoptOrphanBlobs(graceSeconds: number): Promise<number> {
+    let adopted = 0;
+    for await (const blobs of batches(olderThan(this.#driver.listBlobs(), graceSeconds), batchSize)) {
+      const known = await this.#existing(
+        'blobs',
+        blobs.map((blob) => blob.digest),
+      );
+      for (const blob of blobs) {
+        if (known.has(blob.digest)) continue;
+        // A push that stored the same digest meanwhile has inserted its row first: nothing happens.
+        const { rowCount } = await this.#db.query(
+          `INSERT INTO blobs (digest, size, state) VALUES ($1, $2, 'deleting') ON CONFLICT (digest) DO NOTHING`,
+          [blob.digest, blob.size],
+        );
+        adopted += rowCount;
+      }
+    }
+    return adopted;
+  }
+
+  /** Which of `keys` have a row in `table`. */
+  async #existing(table: keyof typeof rowKeys, keys: string[]): Promise<Set<string>> {
+    const { column, type } = rowKeys[table];
+    const { rows } = await this.#db.query<{ key: string }>(
+      `SELECT ${column}::text AS key FROM ${table} WHERE ${column} = ANY($1::${type}[])`,
+      [keys],
+    );
+    return new Set(rows.map((row) => row.key));
   }
 
   /** Deleting an index can orphan its children, so sweep until a pass removes nothing. */
@@ -192,4 +252,24 @@ export class GarbageCollector {
     }
     return bytes;
   }
+}
+
+async function* olderThan<T extends { modifiedAt: Date }>(
+  listing: AsyncIterable<T>,
+  seconds: number,
+): AsyncIterable<T> {
+  const cutoff = Date.now() - seconds * 1000;
+  for await (const entry of listing) if (entry.modifiedAt.getTime() <= cutoff) yield entry;
+}
+
+async function* batches<T>(items: AsyncIterable<T>, size: number): AsyncIterable<T[]> {
+  let batch: T[] = [];
+  for await (const item of items) {
+    batch.push(item);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
 }

@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeDigest, digestHex, type Digest } from '../../src/registry/digest.ts';
 import { mediaTypes } from '../../src/registry/media-types.ts';
@@ -127,6 +128,40 @@ describe.each(['pglite', 'postgres'] as const)('garbage collection on %s', (data
     await client.pushBlob('gc/revive', content);
     await gc({ untaggedGraceSeconds: 3600, blobGraceSeconds: 3600, uploadExpirySeconds: 3600 });
     const response = await client.fetch(`/v2/gc/revive/blobs/${blob}`);
+    expect(response.status).toBe(200);
+    expect(Buffer.from(await response.arrayBuffer()).equals(content)).toBe(true);
+  });
+
+  it('removes bytes a crash left in storage without metadata, once past the grace period', async () => {
+    // What a crash between the storage commit and the database commit leaves: bytes, no rows.
+    const driver = slipway.services.driver;
+    const content = randomBytes(4096);
+    const digest = computeDigest(content);
+    const stored = await driver.openUpload(randomUUID());
+    await stored.append(Readable.from([content]));
+    await stored.commit(digest);
+    const upload = randomUUID();
+    await (await driver.openUpload(upload)).append(Readable.from([randomBytes(2048)]));
+    const uploadDir = join(slipway.dataDir, 'storage', 'uploads', upload);
+    const tagged = await client.pushImage('gc/orphans', 'v1');
+
+    const young = await gc({ untaggedGraceSeconds: 3600, blobGraceSeconds: 3600, uploadExpirySeconds: 3600 });
+    expect(young!.orphans).toBe(0);
+    expect(existsSync(blobFile(digest))).toBe(true);
+    expect(existsSync(uploadDir)).toBe(true);
+
+    const report = await gc({ untaggedGraceSeconds: 3600, blobGraceSeconds: 0, uploadExpirySeconds: 0 });
+    expect(report!.orphans).toBeGreaterThanOrEqual(2);
+    expect(existsSync(blobFile(digest))).toBe(false);
+    expect(existsSync(uploadDir)).toBe(false);
+    const { rowCount } = await slipway.services.db.query('SELECT 1 FROM blobs WHERE digest = $1', [digest]);
+    expect(rowCount).toBe(0);
+    expect(existsSync(blobFile(tagged.layerDigests[0]!))).toBe(true);
+    expect(await client.status(`/v2/gc/orphans/blobs/${tagged.layerDigests[0]}`)).toBe(200);
+
+    // The same content pushed afterwards is stored and served again.
+    await client.pushBlob('gc/orphans', content);
+    const response = await client.fetch(`/v2/gc/orphans/blobs/${digest}`);
     expect(response.status).toBe(200);
     expect(Buffer.from(await response.arrayBuffer()).equals(content)).toBe(true);
   });

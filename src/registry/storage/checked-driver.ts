@@ -2,7 +2,15 @@ import type { Readable } from 'node:stream';
 import { SlipwayError, StorageError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
 import type { RegistryMetrics } from '../metrics.ts';
-import type { BlobCopy, BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
+import type {
+  BlobCopy,
+  BlobDriver,
+  BlobStat,
+  ByteRange,
+  ListedBlob,
+  ListedUpload,
+  UploadWriter,
+} from './driver.ts';
 import { isUploadId } from './paths.ts';
 
 /**
@@ -57,6 +65,14 @@ export class CheckedDriver implements BlobDriver {
     };
   }
 
+  listBlobs(): AsyncIterable<ListedBlob> {
+    return this.#list('list_blobs', () => this.#inner.listBlobs());
+  }
+
+  listUploads(): AsyncIterable<ListedUpload> {
+    return this.#list('list_uploads', () => this.#inner.listUploads());
+  }
+
   checkHealth(): Promise<void> {
     return this.#run('health', () => this.#inner.checkHealth());
   }
@@ -70,14 +86,29 @@ export class CheckedDriver implements BlobDriver {
     try {
       return await action();
     } catch (error) {
-      this.#metrics?.storageErrors.inc({ driver: this.#inner.kind, operation });
-      if (error instanceof SlipwayError || isAbort(error)) throw error;
-      throw new StorageError(`${this.#inner.kind} storage ${operation} failed: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw this.#failure(operation, error);
     } finally {
       stop?.();
     }
+  }
+
+  async *#list<T>(operation: string, list: () => AsyncIterable<T>): AsyncIterable<T> {
+    const stop = this.#metrics?.storageDuration.startTimer({ driver: this.#inner.kind, operation });
+    try {
+      yield* list();
+    } catch (error) {
+      throw this.#failure(operation, error);
+    } finally {
+      stop?.();
+    }
+  }
+
+  #failure(operation: string, error: unknown): unknown {
+    this.#metrics?.storageErrors.inc({ driver: this.#inner.kind, operation });
+    if (error instanceof SlipwayError || isAbort(error)) return error;
+    return new StorageError(`${this.#inner.kind} storage ${operation} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -14,6 +14,21 @@ export interface BlobStat {
   size: number;
 }
 
+/** A blob found in storage by listing, whatever the metadata says of it. */
+export interface ListedBlob {
+  digest: Digest;
+  size: number;
+  /** When its bytes were last written. */
+  modifiedAt: Date;
+}
+
+/** An upload that has storage, whatever the metadata says of it. */
+export interface ListedUpload {
+  id: string;
+  /** When any of its bytes or state were last written. */
+  modifiedAt: Date;
+}
+
 /**
  * Content-addressed blob storage. Implementations map missing objects to `BlobNotFoundError` and
  * keep every key choice in `paths.ts`. Nothing here knows about repositories: links live in metadata.
@@ -34,6 +49,13 @@ export interface BlobDriver {
   redirectUrl(digest: Digest, expiresInSeconds: number): Promise<string | null>;
   /** Creates the upload's storage, or reopens it where a previous process left off. */
   openUpload(uploadId: string): Promise<UploadWriter>;
+  /**
+   * Every blob in storage, in no particular order. Garbage collection compares this with the metadata to
+   * remove blobs whose database commit never happened (a crash between storing the bytes and committing).
+   */
+  listBlobs(): AsyncIterable<ListedBlob>;
+  /** Every upload that has storage, in no particular order; for the same cleanup of uploads. */
+  listUploads(): AsyncIterable<ListedUpload>;
   /** Throws when storage cannot be read and written. */
   checkHealth(): Promise<void>;
   /** Releases connections; the driver is not used afterwards. */

@@ -1,14 +1,33 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, writeFile, readFile, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import {
+  mkdir,
+  open,
+  opendir,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+  readFile,
+  unlink,
+} from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, UploadNotFoundError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
 import { BufferPool } from './buffer-pool.ts';
-import type { BlobCopy, BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
-import { storagePaths } from './paths.ts';
+import type {
+  BlobCopy,
+  BlobDriver,
+  BlobStat,
+  ByteRange,
+  ListedBlob,
+  ListedUpload,
+  UploadWriter,
+} from './driver.ts';
+import { digestOfBlobKey, isUploadId, storagePaths } from './paths.ts';
 
 const readChunkSize = 1024 * 1024;
 const copyBuffers = new BufferPool(readChunkSize, 64);
@@ -119,6 +138,40 @@ export class FsDriver implements BlobDriver {
     );
   }
 
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    const root = this.#path(storagePaths.blobsRoot);
+    let entries;
+    try {
+      entries = await opendir(root, { recursive: true, bufferSize: 256 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for await (const entry of entries) {
+      if (!entry.isFile()) continue;
+      const file = join(entry.parentPath, entry.name);
+      const digest = digestOfBlobKey(relative(this.#root, file).split(sep).join('/'));
+      if (!digest) continue;
+      const info = await stat(file).catch(ignoreNotFound);
+      if (info) yield { digest, size: info.size, modifiedAt: info.mtime };
+    }
+  }
+
+  async *listUploads(): AsyncIterable<ListedUpload> {
+    const root = this.#path(storagePaths.uploadsRoot);
+    const ids = await readdir(root).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [];
+      throw error;
+    });
+    for (const id of ids) {
+      if (!isUploadId(id)) continue;
+      const info =
+        (await stat(this.#path(storagePaths.uploadData(id))).catch(ignoreNotFound)) ??
+        (await stat(this.#path(storagePaths.uploadRoot(id))).catch(ignoreNotFound));
+      if (info) yield { id, modifiedAt: info.mtime };
+    }
+  }
+
   async checkHealth(): Promise<void> {
     const token = randomUUID();
     const probe = this.#path(storagePaths.healthProbe(token));
@@ -208,6 +261,11 @@ function writeChunk(destination: import('node:stream').Writable, chunk: Buffer):
     if (destination.destroyed) return reject(new Error('the client went away'));
     destination.write(chunk, (error) => (error ? reject(error) : resolve()));
   });
+}
+
+function ignoreNotFound(error: NodeJS.ErrnoException): undefined {
+  if (error.code === 'ENOENT') return undefined;
+  throw error;
 }
 
 function mapNotFound(error: unknown, notFound: () => Error): unknown {

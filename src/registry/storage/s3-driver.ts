@@ -10,6 +10,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -20,8 +21,16 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BlobNotFoundError, ConfigError, StorageError, UploadNotFoundError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
-import type { BlobCopy, BlobDriver, BlobStat, ByteRange, UploadWriter } from './driver.ts';
-import { storagePaths } from './paths.ts';
+import type {
+  BlobCopy,
+  BlobDriver,
+  BlobStat,
+  ByteRange,
+  ListedBlob,
+  ListedUpload,
+  UploadWriter,
+} from './driver.ts';
+import { digestOfBlobKey, storagePaths, uploadIdOfKey } from './paths.ts';
 
 /** The `storage.s3` config section (defaults as in the config schema). */
 export interface S3DriverOptions {
@@ -139,6 +148,25 @@ export class S3Driver implements BlobDriver {
     const text = await this.#objects.getText(keys.state);
     const record = text === null ? freshRecord(this.#partSize) : parseRecord(text, keys.state);
     return new S3UploadWriter(this.#objects, uploadId, keys, record);
+  }
+
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    for await (const object of this.#objects.list(`${storagePaths.blobsRoot}/`)) {
+      const digest = digestOfBlobKey(object.key);
+      if (digest) yield { digest, size: object.size, modifiedAt: object.modifiedAt };
+    }
+  }
+
+  /** An upload is its state and tail objects; the newest of them says when it last changed. */
+  async *listUploads(): AsyncIterable<ListedUpload> {
+    const uploads = new Map<string, Date>();
+    for await (const object of this.#objects.list(`${storagePaths.uploadsRoot}/`)) {
+      const id = uploadIdOfKey(object.key);
+      if (!id) continue;
+      const seen = uploads.get(id);
+      if (!seen || seen < object.modifiedAt) uploads.set(id, object.modifiedAt);
+    }
+    for (const [id, modifiedAt] of uploads) yield { id, modifiedAt };
   }
 
   async checkHealth(): Promise<void> {
@@ -665,6 +693,31 @@ class S3Objects {
       if (name === 'NoSuchUpload' || status === 404 || status === 405 || status === 501) return;
       throw failure('AbortMultipartUpload', this.#bucket, this.#key(key), error);
     }
+  }
+
+  /** Every object under `prefix`, keys relative to the driver's own prefix. */
+  async *list(prefix: string): AsyncIterable<{ key: string; size: number; modifiedAt: Date }> {
+    let token: string | undefined;
+    do {
+      const page = await this.#call('ListObjectsV2', prefix, undefined, () =>
+        this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: this.#key(prefix),
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        ),
+      );
+      for (const object of page.Contents ?? []) {
+        if (!object.Key?.startsWith(this.#prefix)) continue;
+        yield {
+          key: object.Key.slice(this.#prefix.length),
+          size: object.Size ?? 0,
+          modifiedAt: object.LastModified ?? new Date(0),
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   presignGet(key: string, expiresInSeconds: number): Promise<string> {

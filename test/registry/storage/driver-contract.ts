@@ -293,6 +293,35 @@ export function describeBlobDriverContract(
       }
     });
 
+    it('lists stored blobs and uploads with their sizes and times, and forgets what is gone', async () => {
+      const driver = await makeDriver();
+      // Object stores keep whole seconds.
+      const before = Date.now() - 2000;
+      const data = randomBytes(12_345);
+      const stored = await uploadBlob(driver, [data]);
+      const open = randomUUID();
+      await (await driver.openUpload(open)).append(chunked(randomBytes(1000), 400));
+      const aborted = randomUUID();
+      const writer = await driver.openUpload(aborted);
+      await writer.append(chunked(randomBytes(10), 10));
+
+      const listed = await collect(driver.listBlobs());
+      const blob = listed.find((entry) => entry.digest === stored);
+      expect(blob?.size).toBe(data.length);
+      expect(blob!.modifiedAt.getTime()).toBeGreaterThanOrEqual(before);
+      expect(blob!.modifiedAt.getTime()).toBeLessThanOrEqual(Date.now() + 2000);
+      const uploads = await collect(driver.listUploads());
+      expect(uploads.map((upload) => upload.id)).toEqual(expect.arrayContaining([open, aborted]));
+      expect(uploads.find((upload) => upload.id === open)!.modifiedAt.getTime()).toBeGreaterThanOrEqual(
+        before,
+      );
+
+      await writer.abort();
+      await driver.delete(stored);
+      expect((await collect(driver.listBlobs())).map((entry) => entry.digest)).not.toContain(stored);
+      expect((await collect(driver.listUploads())).map((upload) => upload.id)).not.toContain(aborted);
+    });
+
     it('gives a redirect URL that downloads the blob byte-exact, or null', async () => {
       const driver = await makeDriver();
       const data = randomBytes(70_000);
@@ -337,6 +366,12 @@ function failingSource(data: Buffer): Readable {
       throw Object.assign(new Error('client went away'), { code: 'ECONNRESET' });
     })(),
   );
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
