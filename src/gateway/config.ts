@@ -25,6 +25,8 @@ const s3Schema = z.strictObject({
   bucket: z.string().min(1),
   region: z.string().default('us-east-1'),
   endpoint: z.url().optional(),
+  /** Where clients reach the bucket, when the gateway reaches it elsewhere: used for pre-signed URLs. */
+  publicEndpoint: z.url().optional(),
   forcePathStyle: z.boolean().default(false),
   accessKeyId: z.string().optional(),
   secretAccessKey: z.string().optional(),
@@ -109,6 +111,7 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_S3_BUCKET', ['storage', 's3', 'bucket'], String],
   ['SLIPWAY_S3_REGION', ['storage', 's3', 'region'], String],
   ['SLIPWAY_S3_ENDPOINT', ['storage', 's3', 'endpoint'], String],
+  ['SLIPWAY_S3_PUBLIC_ENDPOINT', ['storage', 's3', 'publicEndpoint'], String],
   ['SLIPWAY_S3_FORCE_PATH_STYLE', ['storage', 's3', 'forcePathStyle'], (v) => v === '1' || v === 'true'],
   ['SLIPWAY_S3_PREFIX', ['storage', 's3', 'prefix'], String],
   ['SLIPWAY_S3_PART_SIZE_MIB', ['storage', 's3', 'partSizeMiB'], Number],

@@ -36,8 +36,10 @@ import { digestOfBlobKey, storagePaths, uploadIdOfKey } from './paths.ts';
 export interface S3DriverOptions {
   bucket: string;
   region?: string;
-  /** For S3-compatible servers (MinIO, Ceph, R2, …); clients following redirects must reach it too. */
+  /** For S3-compatible servers (MinIO, Ceph, R2, …); clients following redirects must reach it too, unless… */
   endpoint?: string | undefined;
+  /** …pre-signed URLs name this endpoint instead: the bucket as clients reach it (an ingress, a public name). */
+  publicEndpoint?: string | undefined;
   forcePathStyle?: boolean;
   /** Both or neither; without them the SDK's default credential chain applies (env, profile, IMDS, …). */
   accessKeyId?: string | undefined;
@@ -111,11 +113,11 @@ export class S3Driver implements BlobDriver {
         ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
         : {}),
     };
-    this.#objects = new S3Objects(
-      new S3Client(config),
-      options.bucket,
-      normalizePrefix(options.prefix ?? ''),
-    );
+    const client = new S3Client(config);
+    const signer = options.publicEndpoint
+      ? new S3Client({ ...config, endpoint: options.publicEndpoint })
+      : client;
+    this.#objects = new S3Objects(client, signer, options.bucket, normalizePrefix(options.prefix ?? ''));
     this.#partSize = partSizeMiB * mib;
     this.#redirectSeconds = options.redirectSeconds ?? 0;
   }
@@ -506,17 +508,21 @@ class S3UploadWriter implements UploadWriter {
 /** One bucket and prefix; every SDK error leaves here as a typed error or a `StorageError`. */
 class S3Objects {
   readonly #client: S3Client;
-
-  destroy(): void {
-    this.#client.destroy();
-  }
+  /** Signs the URLs handed to clients: the same client, or one for the public endpoint (no requests). */
+  readonly #signer: S3Client;
   readonly #bucket: string;
   readonly #prefix: string;
 
-  constructor(client: S3Client, bucket: string, prefix: string) {
+  constructor(client: S3Client, signer: S3Client, bucket: string, prefix: string) {
     this.#client = client;
+    this.#signer = signer;
     this.#bucket = bucket;
     this.#prefix = prefix;
+  }
+
+  destroy(): void {
+    this.#client.destroy();
+    if (this.#signer !== this.#client) this.#signer.destroy();
   }
 
   async head(key: string, notFound: () => Error): Promise<number> {
@@ -722,7 +728,7 @@ class S3Objects {
 
   presignGet(key: string, expiresInSeconds: number): Promise<string> {
     return this.#call('presign GetObject', key, undefined, () =>
-      getSignedUrl(this.#client, new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), {
+      getSignedUrl(this.#signer, new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }), {
         expiresIn: expiresInSeconds,
       }),
     );

@@ -68,6 +68,24 @@ describe('S3Driver specifics', () => {
     expect(await driver.redirectUrl(computeDigest(randomBytes(8)), 60)).toBeNull();
   });
 
+  it('signs redirect URLs for the public endpoint while talking to the bucket through its own', async () => {
+    const { endpoint } = s3.driverOptions();
+    const publicEndpoint = endpoint!.replace('127.0.0.1', 'localhost');
+    const driver = new S3Driver(s3.driverOptions({ prefix: 'public', redirectSeconds: 60, publicEndpoint }));
+    const data = randomBytes(5000);
+    const digest = computeDigest(data);
+    const writer = await driver.openUpload(randomUUID());
+    await writer.append(Readable.from([data]));
+    await writer.commit(digest);
+
+    const url = new URL((await driver.redirectUrl(digest, 60))!);
+    expect(url.origin).toBe(new URL(publicEndpoint).origin);
+    const response = await fetch(url);
+    expect(response.status).toBe(200);
+    expect(Buffer.from(await response.arrayBuffer()).equals(data)).toBe(true);
+    await driver.close();
+  });
+
   it('refuses half-given credentials and parts under 5 MiB', () => {
     expect(() => new S3Driver(s3.driverOptions({ secretAccessKey: undefined }))).toThrow(ConfigError);
     expect(() => new S3Driver(s3.driverOptions({ partSizeMiB: 4 }))).toThrow(ConfigError);
