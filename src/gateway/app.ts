@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { openAccess, type RegistryAccess } from '../registry/http/access.ts';
 import { registryRoutes } from '../registry/http/routes.ts';
+import accessLogPlugin from './plugins/access-log.ts';
 import { healthRoutes } from './plugins/health.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import type { Services } from './services.ts';
@@ -25,6 +26,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   });
   await app.register(metricsPlugin, { registry: services.metricsRegistry });
+  if (services.config.accessLog) await app.register(accessLogPlugin);
   await app.register(healthRoutes, { db: services.db, driver: services.driver });
   await app.register(registryRoutes, {
     store: services.store,

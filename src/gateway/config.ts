@@ -41,6 +41,8 @@ export const configSchema = z.strictObject({
   listen: listen.default('0.0.0.0:5000'),
   dataDir: z.string().default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** One info line per request (method, URL, status, duration, bytes, client). */
+  accessLog: z.boolean().default(false),
   database: z
     .strictObject({
       /** PostgreSQL connection string; without it, PGlite is embedded under the data directory. */
@@ -97,26 +99,30 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 
+/** A boolean environment variable: `1` or `true`. */
+const yes = (value: string): boolean => value === '1' || value === 'true';
+
 /** Environment variables and the config keys they set. */
 const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_LISTEN', ['listen'], String],
   ['SLIPWAY_DATA', ['dataDir'], String],
   ['SLIPWAY_LOG_LEVEL', ['logLevel'], String],
+  ['SLIPWAY_ACCESS_LOG', ['accessLog'], yes],
   ['DATABASE_URL', ['database', 'url'], String],
   ['SLIPWAY_DATABASE_SCHEMA', ['database', 'schema'], String],
   ['REDIS_URL', ['redis', 'url'], String],
   ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
   ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],
-  ['SLIPWAY_STORAGE_SYNC_WRITES', ['storage', 'syncWrites'], (v) => v === '1' || v === 'true'],
+  ['SLIPWAY_STORAGE_SYNC_WRITES', ['storage', 'syncWrites'], yes],
   ['SLIPWAY_S3_BUCKET', ['storage', 's3', 'bucket'], String],
   ['SLIPWAY_S3_REGION', ['storage', 's3', 'region'], String],
   ['SLIPWAY_S3_ENDPOINT', ['storage', 's3', 'endpoint'], String],
   ['SLIPWAY_S3_PUBLIC_ENDPOINT', ['storage', 's3', 'publicEndpoint'], String],
-  ['SLIPWAY_S3_FORCE_PATH_STYLE', ['storage', 's3', 'forcePathStyle'], (v) => v === '1' || v === 'true'],
+  ['SLIPWAY_S3_FORCE_PATH_STYLE', ['storage', 's3', 'forcePathStyle'], yes],
   ['SLIPWAY_S3_PREFIX', ['storage', 's3', 'prefix'], String],
   ['SLIPWAY_S3_PART_SIZE_MIB', ['storage', 's3', 'partSizeMiB'], Number],
   ['SLIPWAY_S3_REDIRECT_SECONDS', ['storage', 's3', 'redirectSeconds'], Number],
-  ['SLIPWAY_GC_ENABLED', ['gc', 'enabled'], (v) => v === '1' || v === 'true'],
+  ['SLIPWAY_GC_ENABLED', ['gc', 'enabled'], yes],
 ];
 
 export interface LoadConfigOptions {
