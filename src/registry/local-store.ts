@@ -57,20 +57,22 @@ export class LocalRegistryStore implements RegistryStore {
   async getManifest(repository: RepositoryName, reference: Reference): Promise<StoredManifest> {
     const digest =
       reference.kind === 'digest' ? reference.digest : await this.#resolveTag(repository, reference.tag);
-    const cached = this.#cache.getManifest(repository, digest);
-    if (cached) return cached;
-    const row = await sql.findManifest(this.#db, repository, digest);
-    if (!row) throw manifestUnknown(reference);
-    this.#cache.setManifest(repository, row);
-    return row;
+    const manifest =
+      this.#cache.getManifest(repository, digest) ??
+      (await this.#cache.loadManifest(repository, digest, async () => {
+        return (await sql.findManifest(this.#db, repository, digest)) ?? undefined;
+      }));
+    if (!manifest) throw manifestUnknown(reference);
+    return manifest;
   }
 
   async #resolveTag(repository: RepositoryName, tag: TagName): Promise<Digest> {
-    const cached = this.#cache.getTag(repository, tag);
-    if (cached) return cached;
-    const digest = await sql.findTagDigest(this.#db, repository, tag);
+    const digest =
+      this.#cache.getTag(repository, tag) ??
+      (await this.#cache.loadTag(repository, tag, async () => {
+        return (await sql.findTagDigest(this.#db, repository, tag)) ?? undefined;
+      }));
     if (!digest) throw manifestUnknown({ kind: 'tag', tag });
-    this.#cache.setTag(repository, tag, digest);
     return digest;
   }
 
@@ -163,13 +165,12 @@ export class LocalRegistryStore implements RegistryStore {
   // ── blobs ──────────────────────────────────────────────────────────────────────────────────
 
   async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget> {
-    let size = this.#cache.getBlobSize(repository, digest);
-    if (size === undefined) {
-      const found = await sql.findLinkedBlobSize(this.#db, repository, digest);
-      if (found === null) throw blobUnknown(digest);
-      size = found;
-      this.#cache.setBlobSize(repository, digest, size);
-    }
+    const size =
+      this.#cache.getBlobSize(repository, digest) ??
+      (await this.#cache.loadBlobSize(repository, digest, async () => {
+        return (await sql.findLinkedBlobSize(this.#db, repository, digest)) ?? undefined;
+      }));
+    if (size === undefined) throw blobUnknown(digest);
     return { size };
   }
 
@@ -368,20 +369,24 @@ export class LocalRegistryStore implements RegistryStore {
   // ── listings ───────────────────────────────────────────────────────────────────────────────
 
   async listTags(repository: RepositoryName, page: Page): Promise<PageResult> {
-    let tags = this.#cache.getTagList(repository);
+    const tags =
+      this.#cache.getTagList(repository) ??
+      (await this.#cache.loadTagList(repository, async () => {
+        const all = await sql.listTags(
+          this.#db,
+          await this.#repositoryIdOrUnknown(repository),
+          undefined,
+          maxCachedTagList + 1,
+        );
+        return all.length > maxCachedTagList ? undefined : all;
+      }));
     if (!tags) {
       const repositoryId = await this.#repositoryIdOrUnknown(repository);
-      const all = await sql.listTags(this.#db, repositoryId, undefined, maxCachedTagList + 1);
-      if (all.length > maxCachedTagList) {
-        return paginate(page, (limit) => sql.listTags(this.#db, repositoryId, page.last, limit));
-      }
-      tags = all;
-      this.#cache.setTagList(repository, tags);
+      return paginate(page, (limit) => sql.listTags(this.#db, repositoryId, page.last, limit));
     }
-    const list = tags;
     return paginate(page, async (limit) => {
-      const start = page.last === undefined ? 0 : firstAfter(list, page.last);
-      return list.slice(start, limit === null ? undefined : start + limit);
+      const start = page.last === undefined ? 0 : firstAfter(tags, page.last);
+      return tags.slice(start, limit === null ? undefined : start + limit);
     });
   }
 

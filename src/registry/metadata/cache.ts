@@ -1,7 +1,7 @@
-import { LRUCache } from 'lru-cache';
 import type { Digest } from '../digest.ts';
 import type { RepositoryName, TagName } from '../names.ts';
 import type { StoredManifest } from '../store.ts';
+import { LoadingCache } from './loading-cache.ts';
 
 export interface MetadataCacheOptions {
   /** Bytes of manifest content kept in memory. */
@@ -13,19 +13,27 @@ export interface MetadataCacheOptions {
   ttlMs: number;
 }
 
-/** Keeps the hot path of pulls (tag → digest → manifest, repository-blob links) out of the database. */
+/**
+ * Keeps the hot path of pulls (tag → digest → manifest, repository-blob links) out of the database.
+ * Misses load through `load*`: concurrent misses share one query, and a `forget*` while it runs keeps
+ * its possibly older answer out of the cache.
+ */
 export class MetadataCache {
-  readonly #tags: LRUCache<string, Digest>;
-  readonly #manifests: LRUCache<string, StoredManifest>;
-  readonly #blobSizes: LRUCache<string, number>;
-  readonly #tagLists: LRUCache<string, readonly string[]>;
+  readonly #tags: LoadingCache<Digest>;
+  readonly #manifests: LoadingCache<StoredManifest>;
+  readonly #blobSizes: LoadingCache<number>;
+  readonly #tagLists: LoadingCache<readonly string[]>;
 
   constructor(options: MetadataCacheOptions) {
     const ttl = options.ttlMs;
-    this.#tags = new LRUCache({ max: 100_000, ttl });
-    this.#blobSizes = new LRUCache({ max: 200_000, ttl });
-    this.#tagLists = new LRUCache({ maxSize: 2_000_000, sizeCalculation: (tags) => tags.length + 1, ttl });
-    this.#manifests = new LRUCache({
+    this.#tags = new LoadingCache({ max: 100_000, ttl });
+    this.#blobSizes = new LoadingCache({ max: 200_000, ttl });
+    this.#tagLists = new LoadingCache({
+      maxSize: 2_000_000,
+      sizeCalculation: (tags) => tags.length + 1,
+      ttl,
+    });
+    this.#manifests = new LoadingCache({
       maxSize: options.maxManifestBytes,
       sizeCalculation: (m) => m.content.length + 200,
       ttl,
@@ -36,8 +44,12 @@ export class MetadataCache {
     return this.#tags.get(`${repository}:${tag}`);
   }
 
-  setTag(repository: RepositoryName, tag: string, digest: Digest): void {
-    this.#tags.set(`${repository}:${tag}`, digest);
+  loadTag(
+    repository: RepositoryName,
+    tag: TagName,
+    load: () => Promise<Digest | undefined>,
+  ): Promise<Digest | undefined> {
+    return this.#tags.load(`${repository}:${tag}`, load);
   }
 
   forgetTag(repository: RepositoryName, tag: string): void {
@@ -50,12 +62,24 @@ export class MetadataCache {
     return this.#tagLists.get(repository);
   }
 
-  setTagList(repository: RepositoryName, tags: readonly string[]): void {
-    this.#tagLists.set(repository, tags);
+  /** The list `load` finds; undefined (not cached) when the repository has too many tags to hold. */
+  loadTagList(
+    repository: RepositoryName,
+    load: () => Promise<readonly string[] | undefined>,
+  ): Promise<readonly string[] | undefined> {
+    return this.#tagLists.load(repository, load);
   }
 
   getManifest(repository: RepositoryName, digest: Digest): StoredManifest | undefined {
     return this.#manifests.get(`${repository}@${digest}`);
+  }
+
+  loadManifest(
+    repository: RepositoryName,
+    digest: Digest,
+    load: () => Promise<StoredManifest | undefined>,
+  ): Promise<StoredManifest | undefined> {
+    return this.#manifests.load(`${repository}@${digest}`, load);
   }
 
   setManifest(repository: RepositoryName, manifest: StoredManifest): void {
@@ -70,6 +94,14 @@ export class MetadataCache {
     return this.#blobSizes.get(`${repository}@${digest}`);
   }
 
+  loadBlobSize(
+    repository: RepositoryName,
+    digest: Digest,
+    load: () => Promise<number | undefined>,
+  ): Promise<number | undefined> {
+    return this.#blobSizes.load(`${repository}@${digest}`, load);
+  }
+
   setBlobSize(repository: RepositoryName, digest: Digest, size: number): void {
     this.#blobSizes.set(`${repository}@${digest}`, size);
   }
@@ -80,8 +112,6 @@ export class MetadataCache {
 
   /** After garbage collection removed blobs: drop every link to them. */
   forgetBlobEverywhere(digests: ReadonlySet<string>): void {
-    for (const key of this.#blobSizes.keys()) {
-      if (digests.has(key.slice(key.indexOf('@') + 1))) this.#blobSizes.delete(key);
-    }
+    this.#blobSizes.deleteWhere((key) => digests.has(key.slice(key.indexOf('@') + 1)));
   }
 }
