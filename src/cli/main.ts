@@ -80,7 +80,7 @@ program
       if (report === null) console.log('another process is collecting garbage right now; nothing done');
       else
         console.log(
-          `removed ${report.manifests} untagged manifests, ${report.blobs} blobs (${report.bytes} bytes), ${report.uploads} abandoned uploads (${report.orphans} of these were in storage without metadata, left by a crash)`,
+          `removed ${report.manifests} untagged manifests, ${report.blobs} blobs (${report.bytes} bytes), ${report.uploads} abandoned uploads; ${report.orphans} of those blobs and uploads had no metadata (left by a crash)`,
         );
     } finally {
       await services.close();

@@ -107,16 +107,10 @@ export class GarbageCollector {
   /** Uploads with storage but no row: the process stopped between creating the two. */
   async #expireOrphanUploads(expirySeconds: number): Promise<number> {
     let expired = 0;
-    for await (const ids of batches(olderThan(this.#driver.listUploads(), expirySeconds), batchSize)) {
-      const known = await this.#existing(
-        'uploads',
-        ids.map((upload) => upload.id),
-      );
-      for (const { id } of ids) {
-        if (known.has(id)) continue;
-        await this.#hooks.expireUpload(id);
-        expired++;
-      }
+    const listing = olderThan(this.#driver.listUploads(), expirySeconds);
+    for await (const { id } of this.#withoutRows('uploads', listing, (upload) => upload.id)) {
+      await this.#hooks.expireUpload(id);
+      expired++;
     }
     return expired;
   }
@@ -124,32 +118,33 @@ export class GarbageCollector {
   /** Gives stored blobs without a row a `deleting` row, which the blob sweep then finishes. */
   async #adoptOrphanBlobs(graceSeconds: number): Promise<number> {
     let adopted = 0;
-    for await (const blobs of batches(olderThan(this.#driver.listBlobs(), graceSeconds), batchSize)) {
-      const known = await this.#existing(
-        'blobs',
-        blobs.map((blob) => blob.digest),
+    const listing = olderThan(this.#driver.listBlobs(), graceSeconds);
+    for await (const blob of this.#withoutRows('blobs', listing, (listed) => listed.digest)) {
+      // A push that stored the same digest meanwhile has inserted its row first: nothing happens.
+      const { rowCount } = await this.#db.query(
+        `INSERT INTO blobs (digest, size, state) VALUES ($1, $2, 'deleting') ON CONFLICT (digest) DO NOTHING`,
+        [blob.digest, blob.size],
       );
-      for (const blob of blobs) {
-        if (known.has(blob.digest)) continue;
-        // A push that stored the same digest meanwhile has inserted its row first: nothing happens.
-        const { rowCount } = await this.#db.query(
-          `INSERT INTO blobs (digest, size, state) VALUES ($1, $2, 'deleting') ON CONFLICT (digest) DO NOTHING`,
-          [blob.digest, blob.size],
-        );
-        adopted += rowCount;
-      }
+      adopted += rowCount;
     }
     return adopted;
   }
 
-  /** Which of `keys` have a row in `table`. */
-  async #existing(table: keyof typeof rowKeys, keys: string[]): Promise<Set<string>> {
+  /** The entries of `listing` that have no row in `table`, looked up a batch at a time. */
+  async *#withoutRows<T>(
+    table: keyof typeof rowKeys,
+    listing: AsyncIterable<T>,
+    keyOf: (entry: T) => string,
+  ): AsyncIterable<T> {
     const { column, type } = rowKeys[table];
-    const { rows } = await this.#db.query<{ key: string }>(
-      `SELECT ${column}::text AS key FROM ${table} WHERE ${column} = ANY($1::${type}[])`,
-      [keys],
-    );
-    return new Set(rows.map((row) => row.key));
+    for await (const batch of batches(listing, batchSize)) {
+      const { rows } = await this.#db.query<{ key: string }>(
+        `SELECT ${column}::text AS key FROM ${table} WHERE ${column} = ANY($1::${type}[])`,
+        [batch.map(keyOf)],
+      );
+      const known = new Set(rows.map((row) => row.key));
+      for (const entry of batch) if (!known.has(keyOf(entry))) yield entry;
+    }
   }
 
   /** Deleting an index can orphan its children, so sweep until a pass removes nothing. */

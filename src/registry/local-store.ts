@@ -59,9 +59,9 @@ export class LocalRegistryStore implements RegistryStore {
       reference.kind === 'digest' ? reference.digest : await this.#resolveTag(repository, reference.tag);
     const manifest =
       this.#cache.getManifest(repository, digest) ??
-      (await this.#cache.loadManifest(repository, digest, async () => {
-        return (await sql.findManifest(this.#db, repository, digest)) ?? undefined;
-      }));
+      (await this.#cache.loadManifest(repository, digest, () =>
+        sql.findManifest(this.#db, repository, digest),
+      ));
     if (!manifest) throw manifestUnknown(reference);
     return manifest;
   }
@@ -69,9 +69,7 @@ export class LocalRegistryStore implements RegistryStore {
   async #resolveTag(repository: RepositoryName, tag: TagName): Promise<Digest> {
     const digest =
       this.#cache.getTag(repository, tag) ??
-      (await this.#cache.loadTag(repository, tag, async () => {
-        return (await sql.findTagDigest(this.#db, repository, tag)) ?? undefined;
-      }));
+      (await this.#cache.loadTag(repository, tag, () => sql.findTagDigest(this.#db, repository, tag)));
     if (!digest) throw manifestUnknown({ kind: 'tag', tag });
     return digest;
   }
@@ -167,9 +165,9 @@ export class LocalRegistryStore implements RegistryStore {
   async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget> {
     const size =
       this.#cache.getBlobSize(repository, digest) ??
-      (await this.#cache.loadBlobSize(repository, digest, async () => {
-        return (await sql.findLinkedBlobSize(this.#db, repository, digest)) ?? undefined;
-      }));
+      (await this.#cache.loadBlobSize(repository, digest, () =>
+        sql.findLinkedBlobSize(this.#db, repository, digest),
+      ));
     if (size === undefined) throw blobUnknown(digest);
     return { size };
   }

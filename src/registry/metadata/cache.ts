@@ -47,7 +47,7 @@ export class MetadataCache {
   loadTag(
     repository: RepositoryName,
     tag: TagName,
-    load: () => Promise<Digest | undefined>,
+    load: () => Promise<Digest | null>,
   ): Promise<Digest | undefined> {
     return this.#tags.load(`${repository}:${tag}`, load);
   }
@@ -77,7 +77,7 @@ export class MetadataCache {
   loadManifest(
     repository: RepositoryName,
     digest: Digest,
-    load: () => Promise<StoredManifest | undefined>,
+    load: () => Promise<StoredManifest | null>,
   ): Promise<StoredManifest | undefined> {
     return this.#manifests.load(`${repository}@${digest}`, load);
   }
@@ -97,7 +97,7 @@ export class MetadataCache {
   loadBlobSize(
     repository: RepositoryName,
     digest: Digest,
-    load: () => Promise<number | undefined>,
+    load: () => Promise<number | null>,
   ): Promise<number | undefined> {
     return this.#blobSizes.load(`${repository}@${digest}`, load);
   }

@@ -25,10 +25,10 @@ export class LoadingCache<V extends NonNullable<unknown>> {
   }
 
   /**
-   * The value `loader` finds (undefined: absent, and not cached), shared with every other caller
-   * missing the same key meanwhile. Hot paths call `get` first, which costs no promise.
+   * The value `loader` finds (null or undefined: absent, and not cached), shared with every other
+   * caller missing the same key meanwhile. Hot paths call `get` first, which costs no promise.
    */
-  async load(key: string, loader: () => Promise<V | undefined>): Promise<V | undefined> {
+  async load(key: string, loader: () => Promise<V | null | undefined>): Promise<V | undefined> {
     const hit = this.#entries.get(key);
     if (hit !== undefined) return hit;
     const running = this.#loads.get(key);
@@ -36,7 +36,8 @@ export class LoadingCache<V extends NonNullable<unknown>> {
     const load: Load<V> = { current: true, promise: Promise.resolve(undefined) };
     load.promise = loader()
       .then((value) => {
-        if (value !== undefined && load.current) this.#entries.set(key, value);
+        if (value == null) return undefined;
+        if (load.current) this.#entries.set(key, value);
         return value;
       })
       .finally(() => {

@@ -140,13 +140,8 @@ export class FsDriver implements BlobDriver {
 
   async *listBlobs(): AsyncIterable<ListedBlob> {
     const root = this.#path(storagePaths.blobsRoot);
-    let entries;
-    try {
-      entries = await opendir(root, { recursive: true, bufferSize: 256 });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
+    const entries = await opendir(root, { recursive: true, bufferSize: 256 }).catch(ignoreNotFound);
+    if (!entries) return;
     for await (const entry of entries) {
       if (!entry.isFile()) continue;
       const file = join(entry.parentPath, entry.name);
@@ -159,11 +154,7 @@ export class FsDriver implements BlobDriver {
 
   async *listUploads(): AsyncIterable<ListedUpload> {
     const root = this.#path(storagePaths.uploadsRoot);
-    const ids = await readdir(root).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return [];
-      throw error;
-    });
-    for (const id of ids) {
+    for (const id of (await readdir(root).catch(ignoreNotFound)) ?? []) {
       if (!isUploadId(id)) continue;
       const info =
         (await stat(this.#path(storagePaths.uploadData(id))).catch(ignoreNotFound)) ??
