@@ -124,7 +124,7 @@ export async function startSlipway(
       '--log-level',
       'warn',
     ],
-    { cwd: repoRoot, env: { ...process.env, SLIPWAY_GC_ENABLED: '0' }, logFile },
+    { cwd: repoRoot, env: { ...process.env, SLIPWAY_GC_ENABLED: '0', SLIPWAY_AUTH_ENABLED: '0' }, logFile },
   );
   const base = `http://127.0.0.1:${port}`;
   const stop = stopper(child);

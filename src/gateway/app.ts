@@ -1,5 +1,8 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { openAccess, type RegistryAccess } from '../registry/http/access.ts';
+import type { RegistryAccess } from '../registry/http/access.ts';
+import registryAuditPlugin from './auth/registry-audit.ts';
+import { TokenRegistryAccess } from './auth/registry-access.ts';
+import { tokenRoutes } from './auth/token-routes.ts';
 import { registryRoutes } from '../registry/http/routes.ts';
 import accessLogPlugin from './plugins/access-log.ts';
 import { healthRoutes } from './plugins/health.ts';
@@ -28,9 +31,19 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(metricsPlugin, { registry: services.metricsRegistry });
   if (services.config.accessLog) await app.register(accessLogPlugin);
   await app.register(healthRoutes, { db: services.db, driver: services.driver });
+  const access = options.access ?? services.auth.registryAccess;
+  await app.register(registryAuditPlugin, {
+    audit: services.auth.audit,
+    actorOf: (request) => (access instanceof TokenRegistryAccess ? access.actorOf(request) : undefined),
+  });
+  await app.register(tokenRoutes, {
+    tokens: services.auth.tokens,
+    authenticator: services.auth.authenticator,
+    audit: services.auth.audit,
+  });
   await app.register(registryRoutes, {
     store: services.store,
-    access: options.access ?? openAccess,
+    access,
     maxManifestBytes: services.config.registry.maxManifestBytes,
   });
   return app;

@@ -93,6 +93,38 @@ export const configSchema = z.strictObject({
       uploadExpiry: duration.default(86400),
     })
     .default({ enabled: true, interval: 3600, untaggedGrace: 86400, blobGrace: 3600, uploadExpiry: 86400 }),
+  auth: z
+    .strictObject({
+      /** Off: no authentication at all on /v2 (a registry on a trusted network, or tests). */
+      enabled: z.boolean().default(true),
+      /** The `service` of token challenges and the audience of registry tokens. */
+      service: z.string().min(1).default('slipway'),
+      issuer: z.string().min(1).default('slipway'),
+      /** The token endpoint's public URL; by default derived from each request's host. */
+      realm: z.url().optional(),
+      /** How long a registry token is valid. */
+      tokenLifetime: duration.default(300),
+      /** PKCS#8 PEM files (EC P-256 or RSA); the first signs, all verify. Default: keys in the data directory. */
+      signingKeys: z.array(z.string()).default([]),
+      /** The first superuser, created at start when no user exists. */
+      adminUser: z.string().optional(),
+      adminPassword: z.string().optional(),
+      loginThrottle: z
+        .strictObject({
+          freeFailures: z.number().int().positive().default(5),
+          baseDelay: duration.default(1),
+          maxDelay: duration.default(300),
+        })
+        .default({ freeFailures: 5, baseDelay: 1, maxDelay: 300 }),
+    })
+    .default({
+      enabled: true,
+      service: 'slipway',
+      issuer: 'slipway',
+      tokenLifetime: 300,
+      signingKeys: [],
+      loginThrottle: { freeFailures: 5, baseDelay: 1, maxDelay: 300 },
+    }),
   shutdownGrace: duration.default(30),
 });
 
@@ -123,6 +155,11 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_S3_PART_SIZE_MIB', ['storage', 's3', 'partSizeMiB'], Number],
   ['SLIPWAY_S3_REDIRECT_SECONDS', ['storage', 's3', 'redirectSeconds'], Number],
   ['SLIPWAY_GC_ENABLED', ['gc', 'enabled'], yes],
+  ['SLIPWAY_AUTH_ENABLED', ['auth', 'enabled'], yes],
+  ['SLIPWAY_AUTH_REALM', ['auth', 'realm'], String],
+  ['SLIPWAY_AUTH_SERVICE', ['auth', 'service'], String],
+  ['SLIPWAY_ADMIN_USER', ['auth', 'adminUser'], String],
+  ['SLIPWAY_ADMIN_PASSWORD', ['auth', 'adminPassword'], String],
 ];
 
 export interface LoadConfigOptions {

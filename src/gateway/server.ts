@@ -33,6 +33,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     'slipway is serving the registry',
   );
 
+  const { firstAdmin } = services.auth;
+  if (firstAdmin) {
+    app.log.warn(
+      { user: firstAdmin.name, passwordFile: firstAdmin.passwordFile },
+      'created the first superuser with a generated password: read it from the file, log in, and change it (or set SLIPWAY_ADMIN_USER and SLIPWAY_ADMIN_PASSWORD before the first start)',
+    );
+  }
   const gcTimer = config.gc.enabled ? scheduleGc(app, services) : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>

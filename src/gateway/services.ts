@@ -11,6 +11,7 @@ import { MetadataCache } from '../registry/metadata/cache.ts';
 import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
 import type { BlobDriver } from '../registry/storage/driver.ts';
 import { TagHistory } from '../registry/tag-history.ts';
+import { createAuth, type Auth } from './auth/compose.ts';
 import type { Config } from './config.ts';
 import { createBlobDriver } from './storage.ts';
 
@@ -25,6 +26,7 @@ export interface Services {
   gcPolicy: GcPolicy;
   metricsRegistry: MetricsRegistry;
   metrics: RegistryMetrics;
+  auth: Auth;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ export async function createServices(config: Config): Promise<Services> {
       blobGraceSeconds: config.gc.blobGrace,
       uploadExpirySeconds: config.gc.uploadExpiry,
     };
+    const auth = await createAuth(config, db, store);
     return {
       config,
       db,
@@ -75,7 +78,9 @@ export async function createServices(config: Config): Promise<Services> {
       gcPolicy,
       metricsRegistry,
       metrics,
+      auth,
       close: async () => {
+        await auth.audit.flush();
         await driver.close();
         await db.close();
       },

@@ -14,6 +14,7 @@ import type {
   Actor,
   BlobTarget,
   Page,
+  RepositoryFilter,
   PageResult,
   PushedManifest,
   ReferrerDescriptor,
@@ -388,8 +389,23 @@ export class LocalRegistryStore implements RegistryStore {
     });
   }
 
-  listRepositories(page: Page): Promise<PageResult> {
-    return paginate(page, (limit) => sql.listRepositories(this.#db, page.last, limit));
+  listRepositories(page: Page, visible?: RepositoryFilter): Promise<PageResult> {
+    if (!visible) return paginate(page, (limit) => sql.listRepositories(this.#db, page.last, limit));
+    return paginate(page, (limit) => this.#listVisible(page.last, limit, visible));
+  }
+
+  /** Reads batches in name order and keeps the visible names until `limit` are found. */
+  async #listVisible(last: string | undefined, limit: number | null, visible: RepositoryFilter) {
+    const batchSize = 500;
+    const found: string[] = [];
+    let cursor = last;
+    while (limit === null || found.length < limit) {
+      const batch = await sql.listRepositories(this.#db, cursor, batchSize);
+      found.push(...(await visible(batch)));
+      if (batch.length < batchSize) break;
+      cursor = batch[batch.length - 1];
+    }
+    return limit === null ? found : found.slice(0, limit);
   }
 
   async listReferrers(
@@ -405,6 +421,16 @@ export class LocalRegistryStore implements RegistryStore {
       ...(r.artifactType ? { artifactType: r.artifactType } : {}),
       ...(r.annotations ? { annotations: r.annotations } : {}),
     }));
+  }
+
+  /**
+   * Removes the repository with its tags, manifests and blob links; garbage collection then removes
+   * blobs nothing else uses. Unknown repositories answer NAME_UNKNOWN.
+   */
+  async deleteRepository(repository: RepositoryName): Promise<void> {
+    const deleted = await sql.deleteRepository(this.#db, repository);
+    this.#cache.forgetRepository(repository);
+    if (!deleted) throw new OciError('NAME_UNKNOWN', `repository ${repository} is not known`);
   }
 
   /** For garbage collection: drop cached links of blobs it removed. */

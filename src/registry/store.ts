@@ -46,9 +46,13 @@ export interface BlobTarget {
   size: number;
 }
 
-/** Who acts, for tag history and (later) authorisation. */
+/** Keeps the repositories, of those named, that the caller may see. */
+export type RepositoryFilter = (names: string[]) => Promise<string[]>;
+
+/** Who acts, for tag history; and, when access is controlled, which repositories they may list. */
 export interface Actor {
   name: string | null;
+  visibleAmong?: RepositoryFilter;
 }
 
 /**
@@ -96,7 +100,8 @@ export interface RegistryStore {
   mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName | undefined): Promise<boolean>;
 
   listTags(repository: RepositoryName, page: Page): Promise<PageResult>;
-  listRepositories(page: Page): Promise<PageResult>;
+  /** Repositories with content, in name order; only those `visible` keeps when it is given. */
+  listRepositories(page: Page, visible?: RepositoryFilter): Promise<PageResult>;
   listReferrers(
     repository: RepositoryName,
     subject: Digest,

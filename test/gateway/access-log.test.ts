@@ -21,7 +21,9 @@ describe('access log', () => {
 
   async function start(accessLog: boolean): Promise<Array<Record<string, unknown>>> {
     dataDir = await mkdtemp(join(tmpdir(), 'slipway-access-log-'));
-    services = await createServices(parseConfig({ dataDir, accessLog, gc: { enabled: false } }));
+    services = await createServices(
+      parseConfig({ dataDir, accessLog, gc: { enabled: false }, auth: { enabled: false } }),
+    );
     const lines: Array<Record<string, unknown>> = [];
     app = await buildApp(services, {
       logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } },

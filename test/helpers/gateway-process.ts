@@ -49,6 +49,7 @@ function embeddedEnvironment(): NodeJS.ProcessEnv {
     env[key] = value;
   }
   env.SLIPWAY_GC_ENABLED = 'false';
+  env.SLIPWAY_AUTH_ENABLED = 'false';
   return env;
 }
 

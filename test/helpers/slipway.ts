@@ -33,6 +33,8 @@ export async function startSlipway(options: TestSlipwayOptions = {}): Promise<Te
     ...options.config,
     database: { ...database, ...options.config?.database },
     gc: { enabled: false, ...options.config?.gc },
+    // Registry-core tests run open; identity tests turn authentication on.
+    auth: { enabled: false, ...options.config?.auth },
   });
   const server = await startServer(config);
   return {

@@ -65,12 +65,12 @@ async function dispatch(
       return reply.header('Content-Type', 'application/json').send('{}');
     case 'catalog':
       onlyMethods(method, 'GET');
-      await ctx.access.authorize(request, { kind: 'catalog' });
+      const actor = await ctx.access.authorize(request, { kind: 'catalog' });
       return sendPage(
         reply,
         '/v2/_catalog',
         'repositories',
-        await ctx.store.listRepositories(pageOf(request)),
+        await ctx.store.listRepositories(pageOf(request), actor.visibleAmong),
       );
     case 'tags': {
       onlyMethods(method, 'GET');

@@ -110,6 +110,15 @@ export class MetadataCache {
     this.#blobSizes.delete(`${repository}@${digest}`);
   }
 
+  /** After the repository was deleted: drop everything cached of it. */
+  forgetRepository(repository: RepositoryName): void {
+    const ours = (key: string) => key.startsWith(`${repository}:`) || key.startsWith(`${repository}@`);
+    this.#tags.deleteWhere(ours);
+    this.#manifests.deleteWhere(ours);
+    this.#blobSizes.deleteWhere(ours);
+    this.#tagLists.delete(repository);
+  }
+
   /** After garbage collection removed blobs: drop every link to them. */
   forgetBlobEverywhere(digests: ReadonlySet<string>): void {
     this.#blobSizes.deleteWhere((key) => digests.has(key.slice(key.indexOf('@') + 1)));

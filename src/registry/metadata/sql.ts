@@ -32,6 +32,12 @@ export async function findRepositoryId(q: Queryable, name: RepositoryName): Prom
   return rows[0]?.id ?? null;
 }
 
+/** Deletes the repository; its tags, manifests, blob links and history go with it. */
+export async function deleteRepository(q: Queryable, name: RepositoryName): Promise<boolean> {
+  const { rowCount } = await q.query('DELETE FROM repositories WHERE name = $1', [name]);
+  return rowCount > 0;
+}
+
 export async function ensureRepository(q: Queryable, name: RepositoryName): Promise<number> {
   const existing = await findRepositoryId(q, name);
   if (existing !== null) return existing;

@@ -1,0 +1,104 @@
+import type { Database } from '../db/database.ts';
+import { forbidden, notFound } from '../errors.ts';
+import type { Principal } from './accounts.ts';
+import type { AuditLog } from './audit.ts';
+import {
+  accessFacts,
+  actionsOf,
+  grant,
+  insertRepository,
+  resolveAccess,
+  roleAllows,
+  type RegistryAction,
+  type RepositoryRole,
+} from './permissions.ts';
+import { namespaceOf } from './names.ts';
+
+/**
+ * Answers "may this principal do that to this repository?" for the token service, the registry and
+ * the REST API alike, from one reading of the permission model (`resolveAccess`).
+ */
+export class AccessPolicy {
+  readonly #db: Database;
+  readonly #audit: AuditLog;
+
+  constructor(db: Database, audit: AuditLog) {
+    this.#db = db;
+    this.#audit = audit;
+  }
+
+  /** The principal's role on an existing repository, or null. */
+  async roleOn(principal: Principal, repository: string): Promise<RepositoryRole | null> {
+    return resolveAccess(principal, await accessFacts(this.#db, principal, repository)).role;
+  }
+
+  /**
+   * The subset of `requested` the principal may do. Asking to push to a repository that does not
+   * exist yet creates it (private) when the principal may create repositories in its namespace, as
+   * a first `docker push` expects; the creator is given admin on it unless they administer the
+   * namespace anyway.
+   */
+  async grantedActions(
+    principal: Principal,
+    repository: string,
+    requested: readonly RegistryAction[],
+  ): Promise<RegistryAction[]> {
+    const facts = await accessFacts(this.#db, principal, repository);
+    const { role, canCreate } = resolveAccess(principal, facts);
+    let allowed = actionsOf(role);
+    if (canCreate && requested.includes('push') && principal.kind === 'account') {
+      allowed = actionsOf(await this.#createOnPush(principal, repository));
+    } else if (canCreate) {
+      // Not yet created: reading it answers NAME_UNKNOWN rather than a denial the caller cannot explain.
+      allowed = ['pull'];
+    }
+    return requested.filter((action) => allowed.includes(action));
+  }
+
+  async #createOnPush(principal: Extract<Principal, { kind: 'account' }>, repository: string) {
+    return this.#db.transaction(async (tx) => {
+      const { id, created } = await insertRepository(tx, repository, 'private');
+      const after = resolveAccess(principal, await accessFacts(tx, principal, repository));
+      if (created && !roleAllows(after.role, 'admin')) {
+        await grant(
+          tx,
+          id,
+          { accountId: principal.account.id },
+          principal.account.kind === 'robot' ? 'write' : 'admin',
+        );
+      }
+      if (created) {
+        await this.#audit.write(tx, {
+          kind: 'create_repo',
+          actor: principal.account.name,
+          actorKind: principal.account.kind,
+          namespace: namespaceOf(repository),
+          repository,
+          metadata: { visibility: 'private', via: 'push' },
+        });
+      }
+      return resolveAccess(principal, await accessFacts(tx, principal, repository)).role;
+    });
+  }
+
+  /**
+   * Throws unless the principal holds at least `needed` on the repository. A repository the
+   * principal cannot even read answers 404, so its existence does not leak.
+   */
+  async requireRole(principal: Principal, repository: string, needed: RepositoryRole): Promise<number> {
+    const facts = await accessFacts(this.#db, principal, repository);
+    const { role } = resolveAccess(principal, facts);
+    if (facts.repositoryId === null || role === null) {
+      throw notFound(`repository ${repository} does not exist or you cannot see it`);
+    }
+    if (!roleAllows(role, needed)) {
+      throw forbidden(`this needs ${needed} permission on ${repository}; you have ${role}`);
+    }
+    return facts.repositoryId;
+  }
+
+  /** Whether the principal may create a repository of that name (it does not exist yet). */
+  async canCreate(principal: Principal, repository: string): Promise<boolean> {
+    return resolveAccess(principal, await accessFacts(this.#db, principal, repository)).canCreate;
+  }
+}

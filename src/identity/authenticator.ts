@@ -1,0 +1,105 @@
+import { LRUCache } from 'lru-cache';
+import type { Database } from '../db/database.ts';
+import { ApiError, unauthenticated } from '../errors.ts';
+import {
+  findAccount,
+  findAccountById,
+  findToken,
+  passwordHashOf,
+  touchToken,
+  type Principal,
+} from './accounts.ts';
+import type { AuditLog } from './audit.ts';
+import type { LoginThrottle } from './login-throttle.ts';
+import { parseToken, sha256, verifierMatches, verifyPassword } from './secrets.ts';
+
+/** Usernames clients send with a token when the account's name is not at hand. */
+const tokenUsernames = new Set(['$token', '$oauthtoken', 'oauth2accesstoken']);
+
+/** How long a checked credential is trusted before the database and argon2 are asked again. */
+const credentialCacheMs = 60_000;
+
+export interface LoginContext {
+  ip?: string;
+  /** Recorded with the login in the audit log: 'registry', 'api', 'token'. */
+  via?: string;
+}
+
+/**
+ * Turns a username and a secret (a password, a robot token or a personal access token) into a
+ * principal, or refuses. Argon2 makes a password check deliberately slow, so a credential that passed
+ * is remembered for a minute under its SHA-256; `forget()` drops every remembered credential of an
+ * account when its password or tokens change.
+ */
+export class Authenticator {
+  readonly #db: Database;
+  readonly #audit: AuditLog;
+  readonly #throttle: LoginThrottle;
+  readonly #checked = new LRUCache<string, { principal: Principal; accountId: number }>({
+    max: 10_000,
+    ttl: credentialCacheMs,
+  });
+
+  constructor(db: Database, audit: AuditLog, throttle: LoginThrottle) {
+    this.#db = db;
+    this.#audit = audit;
+    this.#throttle = throttle;
+  }
+
+  async authenticate(username: string, secret: string, context: LoginContext = {}): Promise<Principal> {
+    const cacheKey = sha256(`${username}\0${secret}`).toString('base64');
+    const cached = this.#checked.get(cacheKey);
+    if (cached) return cached.principal;
+
+    this.#throttle.check(username, context.ip);
+    const principal = await this.#check(username, secret);
+    const entry = {
+      kind: principal ? ('login_success' as const) : ('login_failure' as const),
+      actor: principal?.kind === 'account' ? principal.account.name : username.slice(0, 255),
+      actorKind: principal?.kind === 'account' ? principal.account.kind : null,
+      ip: context.ip ?? null,
+      success: principal !== null,
+      metadata: {
+        via: context.via ?? 'registry',
+        credential: principal?.kind === 'account' ? principal.via : null,
+      },
+    };
+    this.#audit.record(entry);
+    if (!principal || principal.kind !== 'account') {
+      this.#throttle.failed(username, context.ip);
+      throw unauthenticated(`invalid username or password (or token) for ${username.slice(0, 100)}`);
+    }
+    this.#throttle.succeeded(username);
+    this.#checked.set(cacheKey, { principal, accountId: principal.account.id });
+    return principal;
+  }
+
+  /** Drops every remembered credential of the account (after a password change, a token revoked, a deletion). */
+  forget(accountId: number): void {
+    for (const [key, value] of this.#checked.entries()) {
+      if (value.accountId === accountId) this.#checked.delete(key);
+    }
+  }
+
+  async #check(username: string, secret: string): Promise<Principal | null> {
+    const token = parseToken(secret);
+    if (token) {
+      const stored = await findToken(this.#db, token.selector);
+      if (!stored || !verifierMatches(stored.verifierHash, token.verifier)) return null;
+      if (stored.expiresAt && stored.expiresAt.getTime() <= Date.now()) return null;
+      const account = await findAccountById(this.#db, stored.accountId);
+      if (!account) return null;
+      if (account.name !== username && !tokenUsernames.has(username)) return null;
+      void touchToken(this.#db, stored.id).catch(() => {});
+      return { kind: 'account', account, via: stored.kind === 'robot' ? 'robot-token' : 'personal-token' };
+    }
+    const account = await findAccount(this.#db, username);
+    const hash = account?.kind === 'user' ? await passwordHashOf(this.#db, account.id) : null;
+    if (!(await verifyPassword(hash, secret)) || !account) return null;
+    return { kind: 'account', account, via: 'password' };
+  }
+}
+
+export function isThrottled(error: unknown): error is ApiError {
+  return error instanceof ApiError && error.code === 'SLW_ERR_THROTTLED';
+}
