@@ -50,7 +50,7 @@ export class LoginThrottle {
       entry.count += 1;
       // An address gets more room than an account: many users may share one NAT.
       const free = key.startsWith('ip:') ? this.#options.freeFailures * 4 : this.#options.freeFailures;
-      const over = entry.count - free;
+      const over = entry.count - free + 1;
       if (over > 0) {
         const delay = Math.min(
           this.#options.baseDelaySeconds * 2 ** (over - 1),

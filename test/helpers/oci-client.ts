@@ -5,13 +5,19 @@ import { mediaTypes } from '../../src/registry/media-types.ts';
 /** A minimal OCI client over fetch, for tests that push and pull through the /v2 API. */
 export class OciClient {
   readonly base: string;
+  /** Sent with every request, e.g. an Authorization header. */
+  readonly headers: Record<string, string>;
 
-  constructor(base: string) {
+  constructor(base: string, headers: Record<string, string> = {}) {
     this.base = base;
+    this.headers = headers;
   }
 
-  fetch(path: string, init?: RequestInit): Promise<Response> {
-    return fetch(`${this.base}${path}`, init);
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.base}${path}`, {
+      ...init,
+      headers: { ...this.headers, ...(init.headers as Record<string, string> | undefined) },
+    });
   }
 
   /** Monolithic upload (POST ?digest=); returns the digest. */
