@@ -72,6 +72,8 @@ const flushAtEntries = 500;
 export class AuditLog {
   readonly #db: Database;
   #pending: Array<AuditEntry & { at: Date }> = [];
+  /** This batch's pulls by what makes them the same pull. */
+  #pulls = new Map<string, AuditEntry & { at: Date }>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   readonly #onError: (error: unknown) => void;
@@ -86,9 +88,25 @@ export class AuditLog {
     await insert(q, [{ ...entry, at: new Date() }]);
   }
 
-  /** Records soon, in a batch. */
+  /**
+   * Records soon, in a batch. Repeats of the same pull (same actor, address, repository and
+   * reference) within one batch become one entry with a `count`, so a busy registry writes a row per
+   * distinct pull every half second, not one per request.
+   */
   record(entry: AuditEntry): void {
-    this.#pending.push({ ...entry, at: new Date() });
+    if (entry.kind === 'pull_repo') {
+      const key = `${entry.actor}\0${entry.ip}\0${entry.repository}\0${entry.target}`;
+      const seen = this.#pulls.get(key);
+      if (seen) {
+        (seen.metadata as { count: number }).count += 1;
+        return;
+      }
+      const pending = { ...entry, at: new Date(), metadata: { ...entry.metadata, count: 1 } };
+      this.#pulls.set(key, pending);
+      this.#pending.push(pending);
+    } else {
+      this.#pending.push({ ...entry, at: new Date() });
+    }
     if (this.#pending.length >= flushAtEntries) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), flushEveryMs).unref();
   }
@@ -99,6 +117,7 @@ export class AuditLog {
     this.#timer = undefined;
     const batch = this.#pending;
     this.#pending = [];
+    this.#pulls = new Map();
     this.#flushing = this.#flushing.then(async () => {
       if (batch.length === 0) return;
       try {

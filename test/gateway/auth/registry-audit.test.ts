@@ -63,6 +63,23 @@ describe('audit log and catalog of a secured registry', () => {
     expect(failures.entries[0]).toMatchObject({ actor: 'dana', success: false, ip: '127.0.0.1' });
   });
 
+  it('folds repeated identical pulls within one batch into one entry with a count', async () => {
+    const dana = await clientFor(['repository:dana/busy:pull,push'], basic('dana', 'dana-password'));
+    await dana.pushImage('dana/busy', 'v1');
+    await slipway.services.auth.audit.flush();
+    await Promise.all(
+      Array.from({ length: 20 }, () => dana.fetch('/v2/dana/busy/manifests/v1').then((r) => r.arrayBuffer())),
+    );
+    await slipway.services.auth.audit.flush();
+    const { entries } = await slipway.services.auth.identity.queryAudit(root, {
+      repository: 'dana/busy',
+      kinds: ['pull_repo'],
+      limit: 50,
+    });
+    expect(entries.reduce((sum, e) => sum + Number(e.metadata.count), 0)).toBe(20);
+    expect(entries.length).toBeLessThan(20);
+  });
+
   it('lets a user read the audit of their own namespace but not the whole log', async () => {
     const dana = await signIn(slipway, 'dana', 'dana-password');
     const own = await slipway.services.auth.identity.queryAudit(dana, { namespace: 'dana', limit: 5 });
