@@ -115,6 +115,7 @@ describe('audit log and catalog of a secured registry', () => {
     expect(await catalogOf(basic(adminUser, adminPassword))).toEqual([
       'acme/public-app',
       'acme/secret-app',
+      'dana/busy',
       'eve/own',
     ]);
 
