@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { RegistryAccess } from '../registry/http/access.ts';
 import registryAuditPlugin from './auth/registry-audit.ts';
@@ -8,6 +9,12 @@ import accessLogPlugin from './plugins/access-log.ts';
 import { healthRoutes } from './plugins/health.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import type { Services } from './services.ts';
+import { apiPrefix, registerOpenApi } from './api/openapi.ts';
+import { apiRoutes } from './api/plugin.ts';
+
+const packageVersion = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
@@ -35,6 +42,15 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(registryAuditPlugin, {
     audit: services.auth.audit,
     actorOf: (request) => (access instanceof TokenRegistryAccess ? access.actorOf(request) : undefined),
+  });
+  await registerOpenApi(app, packageVersion);
+  await app.register(apiRoutes, {
+    prefix: apiPrefix,
+    identity: services.auth.identity,
+    authenticator: services.auth.authenticator,
+    audit: services.auth.audit,
+    tagHistory: services.tagHistory,
+    sessionLifetime: services.config.auth.sessionLifetime,
   });
   await app.register(tokenRoutes, {
     tokens: services.auth.tokens,

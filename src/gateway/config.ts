@@ -116,6 +116,8 @@ export const configSchema = z.strictObject({
           maxDelay: duration.default(300),
         })
         .default({ freeFailures: 5, baseDelay: 1, maxDelay: 300 }),
+      /** How long a REST API session (the cookie from POST /api/v1/session) lasts. */
+      sessionLifetime: duration.default(12 * 3600),
     })
     .default({
       enabled: true,
@@ -124,6 +126,7 @@ export const configSchema = z.strictObject({
       tokenLifetime: 300,
       signingKeys: [],
       loginThrottle: { freeFailures: 5, baseDelay: 1, maxDelay: 300 },
+      sessionLifetime: 12 * 3600,
     }),
   shutdownGrace: duration.default(30),
 });

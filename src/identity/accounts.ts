@@ -19,7 +19,7 @@ export interface Account {
 /** Who a request acts as, once its credentials were checked. */
 export type Principal = { kind: 'anonymous' } | { kind: 'account'; account: Account; via: CredentialKind };
 
-export type CredentialKind = 'password' | 'personal-token' | 'robot-token' | 'registry-token';
+export type CredentialKind = 'password' | 'personal-token' | 'robot-token' | 'session' | 'registry-token';
 
 export const anonymous: Principal = { kind: 'anonymous' };
 
@@ -156,10 +156,13 @@ export async function deleteAccount(q: Queryable, id: number): Promise<void> {
 
 // ── tokens ─────────────────────────────────────────────────────────────────────────────────────
 
+/** Personal tokens for the CLI and API, robot tokens, and browser sessions of the REST API. */
+export type TokenKind = 'personal' | 'robot' | 'session';
+
 export interface TokenInfo {
   id: number;
   name: string;
-  kind: 'personal' | 'robot';
+  kind: TokenKind;
   createdAt: Date;
   expiresAt: Date | null;
   lastUsedAt: Date | null;
@@ -168,7 +171,7 @@ export interface TokenInfo {
 interface TokenRow {
   id: number;
   name: string;
-  kind: 'personal' | 'robot';
+  kind: TokenKind;
   created_at: Date | string;
   expires_at: Date | string | null;
   last_used_at: Date | string | null;
@@ -188,7 +191,7 @@ function toTokenInfo(row: TokenRow): TokenInfo {
 export async function insertToken(
   q: Queryable,
   accountId: number,
-  kind: 'personal' | 'robot',
+  kind: TokenKind,
   name: string,
   secret: NewToken,
   expiresAt: Date | null,
@@ -217,6 +220,18 @@ export async function deleteToken(q: Queryable, accountId: number, tokenId: numb
   return rowCount > 0;
 }
 
+export async function deleteTokenBySelector(
+  q: Queryable,
+  accountId: number,
+  selector: string,
+): Promise<boolean> {
+  const { rowCount } = await q.query('DELETE FROM access_tokens WHERE account_id = $1 AND selector = $2', [
+    accountId,
+    selector,
+  ]);
+  return rowCount > 0;
+}
+
 export async function deleteTokensOf(q: Queryable, accountId: number): Promise<void> {
   await q.query('DELETE FROM access_tokens WHERE account_id = $1', [accountId]);
 }
@@ -224,7 +239,7 @@ export async function deleteTokensOf(q: Queryable, accountId: number): Promise<v
 export interface StoredToken {
   id: number;
   accountId: number;
-  kind: 'personal' | 'robot';
+  kind: TokenKind;
   verifierHash: Buffer;
   expiresAt: Date | null;
 }
@@ -233,7 +248,7 @@ export async function findToken(q: Queryable, selector: string): Promise<StoredT
   const { rows } = await q.query<{
     id: number;
     account_id: number;
-    kind: 'personal' | 'robot';
+    kind: TokenKind;
     verifier_hash: Uint8Array;
     expires_at: Date | string | null;
   }>('SELECT id, account_id, kind, verifier_hash, expires_at FROM access_tokens WHERE selector = $1', [

@@ -7,7 +7,9 @@ import {
   findToken,
   passwordHashOf,
   touchToken,
+  type CredentialKind,
   type Principal,
+  type TokenKind,
 } from './accounts.ts';
 import type { AuditLog } from './audit.ts';
 import type { LoginThrottle } from './login-throttle.ts';
@@ -15,6 +17,12 @@ import { parseToken, sha256, verifierMatches, verifyPassword } from './secrets.t
 
 /** Usernames clients send with a token when the account's name is not at hand. */
 const tokenUsernames = new Set(['$token', '$oauthtoken', 'oauth2accesstoken']);
+
+const credentialOf: Record<TokenKind, CredentialKind> = {
+  personal: 'personal-token',
+  robot: 'robot-token',
+  session: 'session',
+};
 
 /** How long a checked credential is trusted before the database and argon2 are asked again. */
 const credentialCacheMs = 60_000;
@@ -91,7 +99,7 @@ export class Authenticator {
       if (!account) return null;
       if (account.name !== username && !tokenUsernames.has(username)) return null;
       void touchToken(this.#db, stored.id).catch(() => {});
-      return { kind: 'account', account, via: stored.kind === 'robot' ? 'robot-token' : 'personal-token' };
+      return { kind: 'account', account, via: credentialOf[stored.kind] };
     }
     const account = await findAccount(this.#db, username);
     const hash = account?.kind === 'user' ? await passwordHashOf(this.#db, account.id) : null;

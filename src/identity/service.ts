@@ -8,7 +8,7 @@ import type { Authenticator } from './authenticator.ts';
 import { namespaceOf, parseAccountName, parseTeamName, robotName, splitRobotName } from './names.ts';
 import * as permissions from './permissions.ts';
 import type { PermissionEntry, RepositoryInfo, RepositoryRole, Visibility } from './permissions.ts';
-import { hashPassword, minimumPasswordLength, newToken } from './secrets.ts';
+import { hashPassword, minimumPasswordLength, newToken, parseToken } from './secrets.ts';
 import * as teams from './teams.ts';
 import type { Team, TeamRole } from './teams.ts';
 
@@ -438,6 +438,39 @@ export class IdentityService {
     this.#authenticator.forget(user.id);
   }
 
+  // ── sessions ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Signs a user in with a password for a browser session: a token of kind `session` that expires
+   * after `lifetimeSeconds`, listed and revocable with the user's other tokens.
+   */
+  async startSession(
+    username: string,
+    password: string,
+    lifetimeSeconds: number,
+    context: RequestContext = {},
+  ): Promise<{ user: Account; token: string; expiresAt: Date }> {
+    const principal = await this.#authenticator.authenticate(username, password, {
+      via: 'session',
+      ...(context.ip ? { ip: context.ip } : {}),
+    });
+    const user = requireUser(principal);
+    if (principal.kind === 'account' && principal.via !== 'password')
+      throw invalid('a session starts with a password; use a token as a Bearer credential instead');
+    const expiresAt = new Date(Date.now() + lifetimeSeconds * 1000);
+    const secret = newToken();
+    await accounts.insertToken(this.#db, user.id, 'session', 'session', secret, expiresAt);
+    return { user, token: secret.token, expiresAt };
+  }
+
+  /** Ends the session whose token this is; a token that is no session of the principal is ignored. */
+  async endSession(principal: Principal, token: string): Promise<void> {
+    const parsed = parseToken(token);
+    if (principal.kind !== 'account' || !parsed) return;
+    await accounts.deleteTokenBySelector(this.#db, principal.account.id, parsed.selector);
+    this.#authenticator.forget(principal.account.id);
+  }
+
   // ── repositories and permissions ───────────────────────────────────────────────────────────
 
   async createRepository(
@@ -552,6 +585,15 @@ export class IdentityService {
   /** Throws unless the principal holds `needed` on the repository (used by tag routes). */
   requireRole(principal: Principal, name: string, needed: RepositoryRole): Promise<number> {
     return this.#policy.requireRole(principal, name, needed);
+  }
+
+  /** Records a change made elsewhere (a tag restored through the registry) as the principal's. */
+  recordChange(
+    principal: Principal,
+    context: RequestContext,
+    entry: Omit<AuditEntry, 'actor'>,
+  ): Promise<void> {
+    return this.#write(this.#db, principal, context, entry);
   }
 
   // ── audit log ──────────────────────────────────────────────────────────────────────────────

@@ -91,8 +91,8 @@ export async function removeTeamMember(q: Queryable, teamId: number, accountId: 
 export async function listTeamMembers(
   q: Queryable,
   teamId: number,
-): Promise<Array<{ name: string; kind: string }>> {
-  const { rows } = await q.query<{ name: string; kind: string }>(
+): Promise<Array<{ name: string; kind: 'user' | 'robot' }>> {
+  const { rows } = await q.query<{ name: string; kind: 'user' | 'robot' }>(
     `SELECT a.name, a.kind FROM team_members m JOIN accounts a ON a.id = m.account_id
       WHERE m.team_id = $1 ORDER BY a.name`,
     [teamId],

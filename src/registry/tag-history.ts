@@ -5,7 +5,7 @@ import * as sql from './metadata/sql.ts';
 import type { RepositoryName, TagName } from './names.ts';
 import type { Actor } from './store.ts';
 
-export type { TagHistoryEntry } from './metadata/sql.ts';
+export type { TagDetail, TagHistoryEntry } from './metadata/sql.ts';
 
 /**
  * Every tag move is recorded (who, when, from which digest), so a tag can be put back where it was.
@@ -18,6 +18,11 @@ export class TagHistory {
   constructor(db: Database, onTagMoved: (repository: RepositoryName, tag: TagName) => void) {
     this.#db = db;
     this.#onTagMoved = onTagMoved;
+  }
+
+  /** The repository's tags with their digests and when each last moved, in name order after `last`. */
+  tags(repository: RepositoryName, last: string | undefined, limit: number): Promise<sql.TagDetail[]> {
+    return sql.listTagDetails(this.#db, repository, last, limit);
   }
 
   /** Newest first. */

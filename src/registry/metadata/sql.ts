@@ -296,6 +296,28 @@ export async function listTagHistory(
   }));
 }
 
+export interface TagDetail {
+  name: string;
+  digest: Digest;
+  updatedAt: Date;
+}
+
+/** Tags with their digests, in byte order after `last`. */
+export async function listTagDetails(
+  q: Queryable,
+  repository: RepositoryName,
+  last: string | undefined,
+  limit: number,
+): Promise<TagDetail[]> {
+  const { rows } = await q.query<{ name: string; digest: Digest; updated_at: Date }>(
+    `SELECT t.name, t.digest, t.updated_at FROM tags t JOIN repositories r ON r.id = t.repository_id
+      WHERE r.name = $1 AND ($2::text IS NULL OR t.name COLLATE "C" > $2)
+      ORDER BY t.name COLLATE "C" LIMIT $3`,
+    [repository, last ?? null, limit],
+  );
+  return rows.map((r) => ({ name: r.name, digest: r.digest, updatedAt: new Date(r.updated_at) }));
+}
+
 /** Tags in byte order after `last`; `limit` null lists them all. */
 export async function listTags(
   q: Queryable,
