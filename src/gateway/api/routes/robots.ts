@@ -32,7 +32,7 @@ export const robotRoutes: ApiRoutes = async (app, { identity, contextOf }) => {
         tags: ['robots'],
         summary: 'Create a robot; its token is in this answer only',
         params: robot,
-        body: z.object({ description: z.string().max(500).optional() }).optional(),
+        body: z.object({ description: z.string().max(500).optional() }).nullish(),
         response: answers({ 201: accountResource.extend({ token: z.string() }) }),
       },
     },
