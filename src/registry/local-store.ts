@@ -201,8 +201,15 @@ export class LocalRegistryStore implements RegistryStore {
   async mountBlob(
     repository: RepositoryName,
     digest: Digest,
-    from: RepositoryName | undefined,
+    named: RepositoryName | undefined,
+    visible?: RepositoryFilter,
   ): Promise<boolean> {
+    let from = named;
+    if (from === undefined && visible) {
+      const [readable] = await visible(await sql.repositoriesHoldingBlob(this.#db, digest, mountCandidates));
+      if (readable === undefined) return false;
+      from = readable as RepositoryName;
+    }
     const mounted = await this.#db.transaction(async (tx) => {
       const sourceSize = from
         ? await sql.findLinkedBlobSize(tx, from, digest)
@@ -446,6 +453,8 @@ export class LocalRegistryStore implements RegistryStore {
 
 /** Repositories with more tags than this page through the database instead of memory. */
 const maxCachedTagList = 100_000;
+/** How many holders of a blob a `from`-less mount asks the caller's visibility about. */
+const mountCandidates = 100;
 
 /** Index of the first entry greater than `last` in a list sorted by code unit (byte order for tags). */
 function firstAfter(sorted: readonly string[], last: string): number {

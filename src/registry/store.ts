@@ -96,8 +96,16 @@ export interface RegistryStore {
   cancelUpload(repository: RepositoryName, id: string): Promise<void>;
   /** One request, one blob: POST or PUT with `?digest=` and the whole body. */
   uploadMonolithic(repository: RepositoryName, digest: Digest, body: Readable): Promise<Digest>;
-  /** Links a blob readable in `from` (or, with no `from`, anywhere) into `repository`; false when it is not there. */
-  mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName | undefined): Promise<boolean>;
+  /**
+   * Links a blob readable in `from` into `repository`; false when it is not there. With no `from`, a
+   * blob stored anywhere, or, when `visible` is given, one held by a repository it keeps.
+   */
+  mountBlob(
+    repository: RepositoryName,
+    digest: Digest,
+    from: RepositoryName | undefined,
+    visible?: RepositoryFilter,
+  ): Promise<boolean>;
 
   listTags(repository: RepositoryName, page: Page): Promise<PageResult>;
   /** Repositories with content, in name order; only those `visible` keeps when it is given. */

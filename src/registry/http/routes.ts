@@ -279,7 +279,7 @@ async function startUpload(
   const mount = single(query.mount);
   const from = single(query.from);
   const fromRepository = from ? parseRepositoryName(from) : undefined;
-  const { repository } = await authorize(ctx, request, rawName, ['pull', 'push']);
+  const { repository, actor } = await authorize(ctx, request, rawName, ['pull', 'push']);
 
   if (mount) {
     const digest = parseDigest(mount);
@@ -291,7 +291,7 @@ async function startUpload(
           () => true,
           () => false,
         ));
-    if (readable && (await ctx.store.mountBlob(repository, digest, fromRepository))) {
+    if (readable && (await ctx.store.mountBlob(repository, digest, fromRepository, actor.visibleAmong))) {
       return blobCreated(reply, repository, digest);
     }
   }

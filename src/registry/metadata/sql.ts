@@ -86,6 +86,20 @@ export async function lockLiveBlob(q: Queryable, digest: Digest): Promise<number
   return rows[0]?.size ?? null;
 }
 
+/** Repositories the blob is linked into, in name order (at most `limit`). */
+export async function repositoriesHoldingBlob(
+  q: Queryable,
+  digest: Digest,
+  limit: number,
+): Promise<string[]> {
+  const { rows } = await q.query<{ name: string }>(
+    `SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+      WHERE rb.digest = $1 ORDER BY r.name COLLATE "C" LIMIT $2`,
+    [digest, limit],
+  );
+  return rows.map((row) => row.name);
+}
+
 export async function linkBlob(q: Queryable, repositoryId: number, digest: Digest): Promise<void> {
   await q.query(
     `INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2)

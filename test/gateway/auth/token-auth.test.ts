@@ -72,6 +72,23 @@ describe('registry token authentication', () => {
     );
   });
 
+  it('mounts a blob named only by digest from repositories the caller can read, never from others', async () => {
+    const alice = new OciClient(slipway.url, { Authorization: basic('alice', alicePassword) });
+    const bob = new OciClient(slipway.url, { Authorization: basic('bob', bobPassword) });
+    const secret = await alice.pushBlob('alice/vault', Buffer.from('alice private layer'));
+    const mount = (client: OciClient, repository: string) =>
+      client.fetch(`/v2/${repository}/blobs/uploads/?mount=${secret}`, { method: 'POST' });
+
+    // Bob's mount is not refused outright (that would confirm the blob exists): he is asked to upload it.
+    const refused = await mount(bob, 'bob/loot');
+    expect(refused.status).toBe(202);
+    expect((await bob.fetch(`/v2/bob/loot/blobs/${secret}`, { method: 'HEAD' })).status).toBe(404);
+
+    const own = await mount(alice, 'alice/copy');
+    expect(own.status).toBe(201);
+    expect((await alice.fetch(`/v2/alice/copy/blobs/${secret}`)).status).toBe(200);
+  });
+
   it('answers a pull of a private repository by an outsider with an empty grant, and refuses the request', async () => {
     const { body } = await fetchToken(slipway, ['repository:alice/app:pull'], basic('bob', bobPassword));
     expect(accessOf(body.token)).toEqual([]);
