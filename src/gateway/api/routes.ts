@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { invalid } from '../../errors.ts';
+import { OciError } from '../../registry/errors.ts';
 import type { RequestContext } from '../../identity/service.ts';
 import type { ApiOptions } from './plugin.ts';
 import { errorBody } from './resources.ts';
@@ -18,3 +20,13 @@ export function answers<T extends Record<number, z.ZodType>>(success: T) {
 }
 
 export const noContent = z.null().describe('no content');
+
+/** Runs a registry parser (names, tags, digests) on API input: what it refuses is the API's 400. */
+export function parsedInput<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof OciError) throw invalid(error.message);
+    throw error;
+  }
+}

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { invalid } from '../../../errors.ts';
-import { OciError } from '../../../registry/errors.ts';
 import { parseRepositoryName, type RepositoryName } from '../../../registry/names.ts';
 import {
   granteeKind,
@@ -11,7 +10,7 @@ import {
   toRepositoryResource,
   visibility,
 } from '../resources.ts';
-import { answers, noContent, type ApiRoutes } from '../routes.ts';
+import { answers, noContent, parsedInput, type ApiRoutes } from '../routes.ts';
 
 /**
  * `/repositories/:namespace/:name`: a repository's name is its namespace and the rest, the rest
@@ -20,12 +19,7 @@ import { answers, noContent, type ApiRoutes } from '../routes.ts';
 export const repositoryParams = z.object({ namespace: z.string().max(255), name: z.string().max(255) });
 
 export function repositoryOf(params: { namespace: string; name: string }): RepositoryName {
-  try {
-    return parseRepositoryName(`${params.namespace}/${params.name}`);
-  } catch (error) {
-    if (error instanceof OciError) throw invalid(error.message);
-    throw error;
-  }
+  return parsedInput(() => parseRepositoryName(`${params.namespace}/${params.name}`));
 }
 
 const pageSize = z.coerce.number().int().min(1).max(1000).default(100);

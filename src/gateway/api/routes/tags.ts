@@ -1,24 +1,12 @@
 import { z } from 'zod';
-import { invalid } from '../../../errors.ts';
 import { principalName } from '../../../identity/accounts.ts';
 import { parseDigest } from '../../../registry/digest.ts';
-import { OciError } from '../../../registry/errors.ts';
 import { parseTag } from '../../../registry/names.ts';
 import { tagChangeResource, tagResource, toTagChangeResource } from '../resources.ts';
-import { answers, type ApiRoutes } from '../routes.ts';
+import { answers, parsedInput, type ApiRoutes } from '../routes.ts';
 import { repositoryOf, repositoryParams } from './repositories.ts';
 
 const tagParams = repositoryParams.extend({ tag: z.string().max(128) });
-
-/** Registry input errors (a bad tag or digest) answer as the API's own. */
-function parsed<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof OciError) throw invalid(error.message);
-    throw error;
-  }
-}
 
 /** A repository's tags, each tag's history of moves, and putting a tag back on an earlier digest. */
 export const tagRoutes: ApiRoutes = async (app, { identity, tagHistory, contextOf }) => {
@@ -66,7 +54,7 @@ export const tagRoutes: ApiRoutes = async (app, { identity, tagHistory, contextO
     },
     async (request) => {
       const repository = repositoryOf(request.params);
-      const tag = parsed(() => parseTag(request.params.tag));
+      const tag = parsedInput(() => parseTag(request.params.tag));
       await identity.requireRole(request.principal, repository, 'read');
       const history = await tagHistory.list(repository, tag, request.query.limit);
       return { history: history.map(toTagChangeResource) };
@@ -86,8 +74,8 @@ export const tagRoutes: ApiRoutes = async (app, { identity, tagHistory, contextO
     },
     async (request) => {
       const repository = repositoryOf(request.params);
-      const tag = parsed(() => parseTag(request.params.tag));
-      const digest = parsed(() => parseDigest(request.body.digest));
+      const tag = parsedInput(() => parseTag(request.params.tag));
+      const digest = parsedInput(() => parseDigest(request.body.digest));
       await identity.requireRole(request.principal, repository, 'write');
       await tagHistory.restore(repository, tag, digest, { name: principalName(request.principal) });
       await identity.recordChange(request.principal, contextOf(request), {
