@@ -1,0 +1,23 @@
+import type { Config, ConfigInput } from '../gateway/config.ts';
+
+/** Flags of the commands that work on the gateway's own configuration rather than over the API. */
+export interface LocalConfigFlags {
+  listen?: string;
+  data?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+/** Defaults < YAML file < environment < these flags, as `slipway serve` reads them. */
+export async function loadLocalConfig(flags: LocalConfigFlags): Promise<Config> {
+  const overrides: Record<string, unknown> = {};
+  if (flags.listen) overrides.listen = flags.listen;
+  if (flags.data) overrides.dataDir = flags.data;
+  if (flags.logLevel) overrides.logLevel = flags.logLevel;
+  // Loaded here, not at start, so the commands that only call the API start fast.
+  const { loadConfig } = await import('../gateway/config.ts');
+  return loadConfig({ file: flags.config, overrides: overrides as ConfigInput });
+}
+
+export const dataFlag = ['--data <dir>', 'data directory (env SLIPWAY_DATA; default ./data)'] as const;
+export const configFlag = ['--config <file>', 'YAML configuration file (env SLIPWAY_CONFIG)'] as const;

@@ -1,0 +1,94 @@
+import { time, type Column } from './output.ts';
+
+/** What /api/v1 answers with, as the CLI reads it. Timestamps are ISO strings. */
+
+export interface AccountResource {
+  name: string;
+  kind: 'user' | 'organization' | 'robot';
+  email: string | null;
+  superuser: boolean;
+  description: string;
+  createdAt: string;
+}
+
+export interface TeamResource {
+  name: string;
+  role: 'member' | 'creator' | 'admin';
+  description: string;
+  members: number;
+}
+
+export interface MemberResource {
+  name: string;
+  kind: 'user' | 'robot';
+}
+
+export interface RepositoryResource {
+  name: string;
+  namespace: string;
+  visibility: 'private' | 'public';
+  createdAt: string;
+  /** The caller's role (GET of one repository only). */
+  role?: 'read' | 'write' | 'admin' | null;
+}
+
+export interface PermissionResource {
+  kind: 'user' | 'robot' | 'team';
+  name: string;
+  role: 'read' | 'write' | 'admin';
+}
+
+export interface TagResource {
+  name: string;
+  digest: string;
+  updatedAt: string;
+}
+
+export interface TagChangeResource {
+  digest: string | null;
+  previousDigest: string | null;
+  actor: string | null;
+  occurredAt: string;
+}
+
+export interface TokenResource {
+  id: number;
+  name: string;
+  kind: 'personal' | 'robot' | 'session';
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export interface IssuedTokenResource {
+  id: number;
+  name: string;
+  token: string;
+  kind: string;
+  createdAt: string;
+  expiresAt: string | null;
+}
+
+export interface AuditEntryResource {
+  id: number;
+  occurredAt: string;
+  kind: string;
+  actor: string | null;
+  actorKind: string | null;
+  ip: string | null;
+  namespace: string | null;
+  repository: string | null;
+  target: string | null;
+  success: boolean;
+  metadata: Record<string, unknown>;
+}
+
+/** Users, organizations and robots read alike. */
+export const accountColumns: ReadonlyArray<Column<AccountResource>> = [
+  { header: 'name', value: (account) => account.name },
+  { header: 'kind', value: (account) => account.kind },
+  { header: 'email', value: (account) => account.email },
+  { header: 'superuser', value: (account) => (account.kind === 'user' ? account.superuser : null) },
+  { header: 'description', value: (account) => account.description },
+  { header: 'created', value: (account) => time(account.createdAt) },
+];
