@@ -576,7 +576,7 @@ export class IdentityService {
       await this.#write(tx, principal, context, {
         kind: role === null ? 'delete_repo_permission' : 'change_repo_permission',
         repository: name,
-        target: `${grantee.kind}:${grantee.name}`,
+        target: `${granteeKindOf(grantee)}:${grantee.name}`,
         metadata: { role },
       });
     });
@@ -747,6 +747,12 @@ function parseRobot(fullName: string): { namespace: string; short: string } {
   const parts = splitRobotName(fullName);
   if (!parts) throw invalid(`"${fullName.slice(0, 80)}" is not a robot name (<namespace>+<name>)`);
   return parts;
+}
+
+/** How the audit log names a grantee: `user:`, `robot:` or `team:` (robot names carry a `+`). */
+function granteeKindOf(grantee: { kind: 'account' | 'team'; name: string }): 'user' | 'robot' | 'team' {
+  if (grantee.kind === 'team') return 'team';
+  return grantee.name.includes('+') ? 'robot' : 'user';
 }
 
 function checkMemberBelongs(member: Account, organization: Account): void {

@@ -32,7 +32,7 @@ describe('slipway audit query', () => {
     expect(rows[0]).toMatchObject({
       actor: 'root',
       scope: 'acme/app',
-      target: 'account:alice',
+      target: 'user:alice',
       ok: 'yes',
     });
   });
