@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { requireTool, run, type RunResult } from './tools.ts';
+import { requireTool, run, runRaw, type RawResult, type RunResult } from './tools.ts';
 
 /** What goes into a test image built `FROM scratch`. */
 export interface ImageSpec {
@@ -78,18 +78,30 @@ export class ContainersWorkspace {
 
   /** Runs buildah on a containers-storage of this workspace (a fresh one per `storage` name). */
   buildah(args: readonly string[], storage = 'main'): Promise<RunResult> {
-    const root = join(this.dir, 'storage', storage);
-    return run(
-      'buildah',
-      ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args],
-      { env: this.env },
-    );
+    return run('buildah', this.#buildahArgs(args, storage), { env: this.env });
+  }
+
+  /** buildah as `buildah()` runs it, for a command that may fail: how it ended and what it printed. */
+  buildahRaw(args: readonly string[], storage = 'main'): Promise<RawResult> {
+    return runRaw('buildah', this.#buildahArgs(args, storage), { env: this.env });
   }
 
   skopeo(args: readonly string[]): Promise<RunResult> {
-    return run('skopeo', ['--policy', this.policy, '--registries.d', this.#registriesD, ...args], {
-      env: this.env,
-    });
+    return run('skopeo', this.#skopeoArgs(args), { env: this.env });
+  }
+
+  /** skopeo as `skopeo()` runs it, for a command that may fail: how it ended and what it printed. */
+  skopeoRaw(args: readonly string[]): Promise<RawResult> {
+    return runRaw('skopeo', this.#skopeoArgs(args), { env: this.env });
+  }
+
+  #buildahArgs(args: readonly string[], storage: string): string[] {
+    const root = join(this.dir, 'storage', storage);
+    return ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args];
+  }
+
+  #skopeoArgs(args: readonly string[]): string[] {
+    return ['--policy', this.policy, '--registries.d', this.#registriesD, ...args];
   }
 
   /** Builds `name` from scratch with the spec's files and config; returns its image ID (config digest hex). */
