@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test suite drives real tools: registry clients, a reference registry, containerd and PostgreSQL.
+# The test suite drives real tools: registry clients, a reference registry, containerd, PostgreSQL and Redis.
 # Installs the missing ones from Debian when running as root; otherwise says what to install.
 set -euo pipefail
-packages=(skopeo buildah containerd docker-registry postgresql)
+packages=(skopeo buildah containerd docker-registry postgresql redis-server)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ "${#missing[@]}" -eq 0 ] && exit 0

@@ -37,8 +37,31 @@ const s3Schema = z.strictObject({
   redirectSeconds: z.number().int().nonnegative().default(0),
 });
 
+const defaultRetrySchedule = [5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600];
+
+const eventsSchema = z.strictObject({
+  /** Deliver events from this process; turn off when `slipway worker` processes deliver them. */
+  worker: z.boolean().default(true),
+  /** Let subscriptions send to loopback, private and link-local addresses (off: refused, against SSRF). */
+  allowPrivateDestinations: z.boolean().default(false),
+  /** How long a webhook or Slack endpoint has to answer. */
+  timeout: duration.default(10),
+  /** The wait before each retry of a failed delivery; as many retries as entries (default: ~1 day in all). */
+  retrySchedule: z.array(duration).min(1).default(defaultRetrySchedule),
+  /** Each wait is randomly shortened or lengthened by up to this fraction, so retries do not stampede. */
+  retryJitter: z.number().min(0).max(1).default(0.2),
+  /** A subscription whose deliveries have all failed this many times in a row is disabled. */
+  disableAfterDeadDeliveries: z.number().int().positive().default(3),
+  /** Deliveries in flight at once, per process. */
+  concurrency: z.number().int().positive().default(16),
+});
+
 export const configSchema = z.strictObject({
   listen: listen.default('0.0.0.0:5000'),
+  /** Where clients reach this registry (events' pull URLs, links); by default http://<listen address>. */
+  publicUrl: z.url().optional(),
+  /** Base64 of 32 random bytes that seals stored secrets; by default a key generated in the data directory. */
+  secretKey: z.string().optional(),
   dataDir: z.string().default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One info line per request (method, URL, status, duration, bytes, client). */
@@ -128,6 +151,7 @@ export const configSchema = z.strictObject({
       loginThrottle: { freeFailures: 5, baseDelay: 1, maxDelay: 300 },
       sessionLifetime: 12 * 3600,
     }),
+  events: eventsSchema.default(eventsSchema.parse({})),
   shutdownGrace: duration.default(30),
 });
 
@@ -146,6 +170,10 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['DATABASE_URL', ['database', 'url'], String],
   ['SLIPWAY_DATABASE_SCHEMA', ['database', 'schema'], String],
   ['REDIS_URL', ['redis', 'url'], String],
+  ['SLIPWAY_PUBLIC_URL', ['publicUrl'], String],
+  ['SLIPWAY_SECRET_KEY', ['secretKey'], String],
+  ['SLIPWAY_EVENTS_WORKER', ['events', 'worker'], yes],
+  ['SLIPWAY_EVENTS_ALLOW_PRIVATE', ['events', 'allowPrivateDestinations'], yes],
   ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
   ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],
   ['SLIPWAY_STORAGE_SYNC_WRITES', ['storage', 'syncWrites'], yes],

@@ -28,6 +28,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${boundPort}`;
+  if (!config.publicUrl) services.publicUrl.value = url;
   app.log.info(
     { url, database: services.db.kind, storage: services.driver.kind, dataDir: config.dataDir },
     'slipway is serving the registry',

@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { Registry as MetricsRegistry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
+import { openRedis, type RedisConnection } from '../db/redis.ts';
+import { Outbox } from '../events/outbox.ts';
+import { loadSealedBox, type SealedBox } from '../identity/sealed-box.ts';
 import { openPglite } from '../db/pglite.ts';
 import { openPostgres } from '../db/postgres.ts';
 import { GarbageCollector, type GcPolicy } from '../registry/gc.ts';
@@ -27,6 +30,12 @@ export interface Services {
   metricsRegistry: MetricsRegistry;
   metrics: RegistryMetrics;
   auth: Auth;
+  redis: RedisConnection;
+  /** Seals secrets stored in the database (webhook secrets and URLs, upstream credentials). */
+  sealedBox: SealedBox;
+  /** Where clients reach this registry, e.g. https://registry.example.com; set once listening. */
+  publicUrl: { value: string };
+  outbox: Outbox;
   close(): Promise<void>;
 }
 
@@ -39,8 +48,13 @@ export async function createServices(config: Config): Promise<Services> {
         ...(config.database.schema ? { schema: config.database.schema } : {}),
       })
     : await openPglite(join(config.dataDir, 'pglite'));
+  let redis: RedisConnection | undefined;
   try {
     await migrate(db);
+    redis = await openRedis({ url: config.redis.url, dataDir: config.dataDir });
+    const sealedBox = await loadSealedBox(config.dataDir, config.secretKey);
+    const publicUrl = { value: config.publicUrl ?? `http://${config.listen}` };
+    const outbox = new Outbox({ registryHost: () => new URL(publicUrl.value).host });
     const metricsRegistry = new MetricsRegistry();
     collectDefaultMetrics({ register: metricsRegistry, prefix: 'slipway_' });
     const metrics = createRegistryMetrics(metricsRegistry);
@@ -55,8 +69,13 @@ export async function createServices(config: Config): Promise<Services> {
       cache,
       metrics,
       redirectSeconds: config.storage.s3?.redirectSeconds ?? 0,
+      tagChanges: outbox.tagChangeListener(),
     });
-    const tagHistory = new TagHistory(db, (repository, tag) => cache.forgetTag(repository, tag));
+    const tagHistory = new TagHistory(
+      db,
+      (repository, tag) => cache.forgetTag(repository, tag),
+      outbox.tagChangeListener(),
+    );
     const gc = new GarbageCollector(db, driver, metrics, {
       expireUpload: (id) => store.expireUpload(id),
       forgetBlobs: (digests) => store.forgetBlobs(digests),
@@ -79,13 +98,19 @@ export async function createServices(config: Config): Promise<Services> {
       metricsRegistry,
       metrics,
       auth,
+      redis,
+      sealedBox,
+      publicUrl,
+      outbox,
       close: async () => {
         await auth.audit.flush();
         await driver.close();
+        await redis!.close();
         await db.close();
       },
     };
   } catch (error) {
+    await redis?.close().catch(() => {});
     await db.close().catch(() => {});
     throw error;
   }

@@ -20,6 +20,7 @@ import type {
   ReferrerDescriptor,
   RegistryStore,
   StoredManifest,
+  TagChangeListener,
   UploadState,
 } from './store.ts';
 import { HashTracker } from './uploads/hash-tracker.ts';
@@ -33,6 +34,7 @@ export interface LocalStoreOptions {
   metrics: RegistryMetrics;
   /** Seconds a pre-signed blob URL stays valid; 0 streams blobs through the gateway. */
   redirectSeconds: number;
+  tagChanges?: TagChangeListener;
 }
 
 /** The registry proper: metadata in the database, bytes in blob storage. */
@@ -42,6 +44,7 @@ export class LocalRegistryStore implements RegistryStore {
   readonly #cache: MetadataCache;
   readonly #metrics: RegistryMetrics;
   readonly #redirectSeconds: number;
+  readonly #tagChanges: TagChangeListener | undefined;
   readonly #hashes = new HashTracker();
   readonly #uploadLocks = new KeyedMutex();
 
@@ -51,6 +54,7 @@ export class LocalRegistryStore implements RegistryStore {
     this.#cache = options.cache;
     this.#metrics = options.metrics;
     this.#redirectSeconds = options.redirectSeconds;
+    this.#tagChanges = options.tagChanges;
   }
 
   // ── manifests ──────────────────────────────────────────────────────────────────────────────
@@ -103,7 +107,19 @@ export class LocalRegistryStore implements RegistryStore {
       const repositoryId = await sql.ensureRepository(tx, repository);
       await this.#checkReferencedBlobs(tx, repositoryId, manifest);
       await sql.insertManifest(tx, repositoryId, digest, manifest, body, artifactType);
-      for (const tag of tags) await sql.moveTag(tx, repositoryId, tag, digest, actor.name);
+      const moved: string[] = [];
+      for (const tag of tags) {
+        if ((await sql.moveTag(tx, repositoryId, tag, digest, actor.name)) !== digest) moved.push(tag);
+      }
+      if (moved.length > 0) {
+        await this.#tagChanges?.tagsMoved(tx, {
+          repository,
+          digest,
+          mediaType: manifest.mediaType,
+          tags: moved,
+          actor: actor.name,
+        });
+      }
     });
 
     this.#cache.setManifest(repository, { digest, mediaType: manifest.mediaType, content: body });
@@ -139,16 +155,34 @@ export class LocalRegistryStore implements RegistryStore {
   async deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void> {
     const repositoryId = await this.#repositoryIdOrUnknown(repository);
     if (reference.kind === 'tag') {
-      const previous = await this.#db.transaction((tx) =>
-        sql.deleteTag(tx, repositoryId, reference.tag, actor.name),
-      );
+      const previous = await this.#db.transaction(async (tx) => {
+        const digest = await sql.deleteTag(tx, repositoryId, reference.tag, actor.name);
+        if (digest) {
+          await this.#tagChanges?.tagsDeleted(tx, {
+            repository,
+            digest,
+            tags: [reference.tag],
+            actor: actor.name,
+          });
+        }
+        return digest;
+      });
       this.#cache.forgetTag(repository, reference.tag);
       if (!previous) throw manifestUnknown(reference);
       return;
     }
-    const deletedTags = await this.#db.transaction((tx) =>
-      sql.deleteManifest(tx, repositoryId, reference.digest, actor.name),
-    );
+    const deletedTags = await this.#db.transaction(async (tx) => {
+      const tags = await sql.deleteManifest(tx, repositoryId, reference.digest, actor.name);
+      if (tags && tags.length > 0) {
+        await this.#tagChanges?.tagsDeleted(tx, {
+          repository,
+          digest: reference.digest,
+          tags,
+          actor: actor.name,
+        });
+      }
+      return tags;
+    });
     this.#cache.forgetManifest(repository, reference.digest);
     for (const tag of deletedTags ?? []) this.#cache.forgetTag(repository, tag);
     if (!deletedTags) throw manifestUnknown(reference);

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Queryable } from '../db/database.ts';
 import type { Digest } from './digest.ts';
 import type { Reference, RepositoryName } from './names.ts';
 import type { BlobCopy, ByteRange } from './storage/driver.ts';
@@ -53,6 +54,24 @@ export type RepositoryFilter = (names: string[]) => Promise<string[]>;
 export interface Actor {
   name: string | null;
   visibleAmong?: RepositoryFilter;
+}
+
+/** Tags that moved to a manifest, or were removed from one, in one repository. */
+export interface TagChange {
+  repository: RepositoryName;
+  digest: Digest;
+  tags: string[];
+  /** Who made the change; null when anonymous. */
+  actor: string | null;
+}
+
+/**
+ * Told of every tag change inside the transaction that makes it, so what it writes (events in the
+ * outbox) commits or rolls back with the change.
+ */
+export interface TagChangeListener {
+  tagsMoved(tx: Queryable, change: TagChange & { mediaType: string }): Promise<void>;
+  tagsDeleted(tx: Queryable, change: TagChange): Promise<void>;
 }
 
 /**

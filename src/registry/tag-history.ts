@@ -3,7 +3,7 @@ import type { Digest } from './digest.ts';
 import { OciError } from './errors.ts';
 import * as sql from './metadata/sql.ts';
 import type { RepositoryName, TagName } from './names.ts';
-import type { Actor } from './store.ts';
+import type { Actor, TagChangeListener } from './store.ts';
 
 export type { TagDetail, TagHistoryEntry } from './metadata/sql.ts';
 
@@ -14,10 +14,16 @@ export type { TagDetail, TagHistoryEntry } from './metadata/sql.ts';
 export class TagHistory {
   readonly #db: Database;
   readonly #onTagMoved: (repository: RepositoryName, tag: TagName) => void;
+  readonly #tagChanges: TagChangeListener | undefined;
 
-  constructor(db: Database, onTagMoved: (repository: RepositoryName, tag: TagName) => void) {
+  constructor(
+    db: Database,
+    onTagMoved: (repository: RepositoryName, tag: TagName) => void,
+    tagChanges?: TagChangeListener,
+  ) {
     this.#db = db;
     this.#onTagMoved = onTagMoved;
+    this.#tagChanges = tagChanges;
   }
 
   /** The repository's tags with their digests and when each last moved, in name order after `last`. */
@@ -34,17 +40,24 @@ export class TagHistory {
     await this.#db.transaction(async (tx) => {
       const repositoryId = await sql.findRepositoryId(tx, repository);
       if (repositoryId === null) throw new OciError('NAME_UNKNOWN', `repository ${repository} is not known`);
-      const { rowCount } = await tx.query(
-        'SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR SHARE',
+      const { rows } = await tx.query<{ media_type: string }>(
+        'SELECT media_type FROM manifests WHERE repository_id = $1 AND digest = $2 FOR SHARE',
         [repositoryId, digest],
       );
-      if (rowCount === 0) {
+      if (rows.length === 0) {
         throw new OciError(
           'MANIFEST_UNKNOWN',
           `manifest ${digest} is no longer in ${repository}: garbage collection removed it; push it again to tag it`,
         );
       }
-      await sql.moveTag(tx, repositoryId, tag, digest, actor.name);
+      if ((await sql.moveTag(tx, repositoryId, tag, digest, actor.name)) === digest) return;
+      await this.#tagChanges?.tagsMoved(tx, {
+        repository,
+        digest,
+        mediaType: rows[0]!.media_type,
+        tags: [tag],
+        actor: actor.name,
+      });
     });
     this.#onTagMoved(repository, tag);
   }

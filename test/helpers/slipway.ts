@@ -32,6 +32,9 @@ export async function startSlipway(options: TestSlipwayOptions = {}): Promise<Te
     logLevel: 'warn',
     ...options.config,
     database: { ...database, ...options.config?.database },
+    // Each gateway's installation id keeps its queues apart from the others' on the run's Redis.
+    redis: { url: inject('redisUrl'), ...options.config?.redis },
+    events: { allowPrivateDestinations: true, ...options.config?.events },
     gc: { enabled: false, ...options.config?.gc },
     // Registry-core tests run open; identity tests turn authentication on.
     auth: { enabled: false, ...options.config?.auth },
