@@ -85,13 +85,20 @@ async function startEmbeddedRedis(dataDir: string, command: string): Promise<Red
   const child = spawn(
     command,
     [
-      '--port', '0',
-      '--unixsocket', socket,
-      '--unixsocketperm', '700',
-      '--dir', dir,
-      '--appendonly', 'yes',
-      '--save', '',
-      '--daemonize', 'no',
+      '--port',
+      '0',
+      '--unixsocket',
+      socket,
+      '--unixsocketperm',
+      '700',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--daemonize',
+      'no',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -129,7 +136,12 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 async function ping(options: RedisOptions, what: string): Promise<void> {
-  const client = new Redis({ ...options, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis({
+    ...options,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -155,7 +167,9 @@ function parseRedisUrl(url: string): RedisOptions {
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError(`REDIS_URL ${redactUrl(url)} is not a URL; expected redis://[user:password@]host:port[/db]`);
+    throw new ConfigError(
+      `REDIS_URL ${redactUrl(url)} is not a URL; expected redis://[user:password@]host:port[/db]`,
+    );
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not ${parsed.protocol}`);

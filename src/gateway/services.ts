@@ -5,6 +5,7 @@ import type { Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { openRedis, type RedisConnection } from '../db/redis.ts';
 import { Outbox } from '../events/outbox.ts';
+import { SubscriptionStore } from '../events/subscriptions.ts';
 import { loadSealedBox, type SealedBox } from '../identity/sealed-box.ts';
 import { openPglite } from '../db/pglite.ts';
 import { openPostgres } from '../db/postgres.ts';
@@ -36,6 +37,7 @@ export interface Services {
   /** Where clients reach this registry, e.g. https://registry.example.com; set once listening. */
   publicUrl: { value: string };
   outbox: Outbox;
+  subscriptions: SubscriptionStore;
   close(): Promise<void>;
 }
 
@@ -102,6 +104,7 @@ export async function createServices(config: Config): Promise<Services> {
       sealedBox,
       publicUrl,
       outbox,
+      subscriptions: new SubscriptionStore({ db, sealedBox }),
       close: async () => {
         await auth.audit.flush();
         await driver.close();
