@@ -68,9 +68,9 @@ const repoTagDeleted = z
   .meta({ id: 'repo_tag_deleted', title: 'Tags were deleted' });
 
 const commitAuthor = z.object({
-  username: z.string().optional(),
-  name: z.string().optional(),
-  url: z.string().optional(),
+  username: z.string().optional().describe('The account name at the git host.'),
+  name: z.string().optional().describe('The name in the commit.'),
+  url: z.string().optional().describe("The account's page at the git host."),
   avatar_url: z.string().optional(),
 });
 
@@ -78,26 +78,27 @@ const triggerMetadata = z
   .object({
     commit: z.string().describe('The commit SHA built.'),
     ref: z.string().describe('The full git ref, e.g. refs/heads/main.'),
-    default_branch: z.string().optional(),
-    git_url: z.string().optional(),
+    default_branch: z.string().optional().describe('The default branch of the git repository.'),
+    git_url: z.string().optional().describe('Where the source was cloned from.'),
     commit_info: z
       .object({
-        url: z.string().optional(),
-        message: z.string().optional(),
-        date: z.string().optional(),
-        author: commitAuthor.optional(),
-        committer: commitAuthor.optional(),
+        url: z.string().optional().describe("The commit's page at the git host."),
+        message: z.string().optional().describe('The commit message.'),
+        date: z.string().optional().describe('When the commit was made (RFC 3339).'),
+        author: commitAuthor.optional().describe('Who wrote the commit.'),
+        committer: commitAuthor.optional().describe('Who committed it.'),
       })
-      .optional(),
+      .optional()
+      .describe('The commit, as the git provider told of it.'),
   })
   .describe('The git push that triggered the build; absent for a manual build.');
 
 const buildFields = {
-  build_id: z.string(),
+  build_id: z.string().describe('The build, as the builds API names it.'),
   build_name: z.string().describe('A short name for the build, such as the short commit SHA.'),
   docker_tags: z.array(z.string()).describe('The tags the build pushes.'),
-  trigger_id: z.string().nullable(),
-  trigger_kind: z.enum(['github', 'gitlab', 'git', 'manual']),
+  trigger_id: z.string().nullable().describe('The build trigger that started it; null for a manual build.'),
+  trigger_kind: z.enum(['github', 'gitlab', 'git', 'manual']).describe('What started the build.'),
   trigger_metadata: triggerMetadata.optional(),
   log_url: z.string().describe('Where to read the build log through the API.'),
 };
@@ -129,7 +130,7 @@ const buildCancelled = z
   .meta({ id: 'build_cancelled', title: 'A build was cancelled' });
 
 const mirrorFields = {
-  mirror_id: z.string(),
+  mirror_id: z.string().describe('The mirror configuration, as the mirrors API names it.'),
   upstream: z.string().describe('The upstream repository, e.g. docker.io/library/nginx.'),
   tag_filter: z.array(z.string()).describe('The tag patterns synced.'),
   message: z.string().describe('One line on the sync, for people.'),
@@ -138,7 +139,14 @@ const mirrorCounts = {
   synced: z.number().int().nonnegative().describe('Tags copied or moved.'),
   skipped: z.number().int().nonnegative().describe('Tags already up to date.'),
   failed: z.number().int().nonnegative().describe('Tags that could not be synced.'),
-  failures: z.array(z.object({ tag: z.string(), error: z.string() })).describe('What failed and why.'),
+  failures: z
+    .array(
+      z.object({
+        tag: z.string().describe('A tag that could not be synced.'),
+        error: z.string().describe('Why.'),
+      }),
+    )
+    .describe('What failed and why.'),
 };
 
 const mirrorStarted = z
@@ -155,8 +163,8 @@ const subscriptionDisabled = z
   .object({
     ...envelope,
     kind: z.literal('subscription_disabled'),
-    subscription_id: z.uuid(),
-    title: z.string(),
+    subscription_id: z.uuid().describe('The subscription that was disabled.'),
+    title: z.string().describe("The subscription's title."),
     reason: z.string().describe('Why Slipway stopped delivering to it, and what to do.'),
   })
   .meta({ id: 'subscription_disabled', title: 'A subscription was disabled after failing deliveries' });
