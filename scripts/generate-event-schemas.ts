@@ -226,7 +226,8 @@ function readme(): string {
     '## Delivery',
     'Each event goes to each matching subscription as one delivery: a `POST` with `Content-Type: ' +
       'application/json` whose body is the event. A delivery is retried with backoff until the endpoint ' +
-      'answers 2xx or its attempts run out; it may arrive more than once, so use `webhook-id` to ignore a repeat. The headers follow ' +
+      "answers 2xx or its attempts run out; it may arrive more than once, so use `webhook-id` to ignore a repeat, or the event id (the body's `id`, " +
+      'also in `x-slipway-event-id`) to ignore an event several of your subscriptions were sent. The headers follow ' +
       '[Standard Webhooks](https://www.standardwebhooks.com/):',
     [
       '| header | value |',
@@ -235,6 +236,7 @@ function readme(): string {
       '| `webhook-timestamp` | When this attempt was sent, in Unix seconds. |',
       '| `webhook-signature` | `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64-decoded part of the subscription secret after `whsec_`. A space-separated list when there are several; one match is enough. |',
       '| `x-slipway-event` | The event kind, e.g. `repo_push`. |',
+      '| `x-slipway-event-id` | The event id, the same for every subscription the event went to. |',
     ].join('\n'),
     'A subscription in CloudEvents format is sent a structured-mode [CloudEvent](https://cloudevents.io/) ' +
       'instead (`Content-Type: application/cloudevents+json`, signed with the same headers): `specversion` ' +

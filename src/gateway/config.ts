@@ -54,6 +54,8 @@ const eventsSchema = z.strictObject({
   disableAfterDeadDeliveries: z.number().int().positive().default(3),
   /** Deliveries in flight at once, per process. */
   concurrency: z.number().int().positive().default(16),
+  /** A delivery whose worker stopped answering (crashed, killed) this long ago is taken over by another. */
+  stalledAfter: duration.default(30),
 });
 
 export const configSchema = z.strictObject({

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { hostname } from 'node:os';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import { tuneGarbageCollectionForStreaming } from './runtime-tuning.ts';
@@ -12,7 +13,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Starts the gateway: services, HTTP listener and the garbage-collection loop. */
+/** Starts the gateway: services, HTTP listener, the garbage-collection loop and event delivery. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const services = await createServices(config);
   // After the database opened: PGlite's first start (initdb) peaks ~180 MiB higher with it.
@@ -27,8 +28,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${boundPort}`;
-  if (!config.publicUrl) services.publicUrl.value = url;
+  const url = `http://${isWildcard(host) ? '127.0.0.1' : host}:${boundPort}`;
+  // On every interface, the machine's name is a better guess than loopback at what clients use.
+  if (!config.publicUrl) {
+    services.publicUrl.value = isWildcard(host) ? `http://${hostname()}:${boundPort}` : url;
+  }
   app.log.info(
     { url, database: services.db.kind, storage: services.driver.kind, dataDir: config.dataDir },
     'slipway is serving the registry',
@@ -42,11 +46,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     );
   }
   const gcTimer = config.gc.enabled ? scheduleGc(app, services) : undefined;
+  // After listening, so deliveries carry the public URL it settled on.
+  const delivery = config.events.worker ? services.eventDelivery.start({ logger: app.log }) : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       if (gcTimer) clearInterval(gcTimer);
       await app.close();
+      await delivery?.stop();
       await services.close();
     })());
   return { app, services, url, close };
@@ -66,6 +73,10 @@ function scheduleGc(app: FastifyInstance, services: Services): NodeJS.Timeout {
   const timer = setInterval(run, services.config.gc.interval * 1000);
   timer.unref();
   return timer;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
 }
 
 export function splitListen(listen: string): { host: string; port: number } {

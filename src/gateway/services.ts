@@ -4,7 +4,10 @@ import { Registry as MetricsRegistry, collectDefaultMetrics } from 'prom-client'
 import type { Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { openRedis, type RedisConnection } from '../db/redis.ts';
+import { destinationProblem } from '../events/destinations.ts';
+import type { DeliveryControl } from '../events/model.ts';
 import { Outbox } from '../events/outbox.ts';
+import { EventDelivery } from '../events/service.ts';
 import { SubscriptionStore } from '../events/subscriptions.ts';
 import { loadSealedBox, type SealedBox } from '../identity/sealed-box.ts';
 import { openPglite } from '../db/pglite.ts';
@@ -38,6 +41,10 @@ export interface Services {
   publicUrl: { value: string };
   outbox: Outbox;
   subscriptions: SubscriptionStore;
+  /** Test events, the delivery log and replays. */
+  deliveries: DeliveryControl;
+  /** The delivery queue, and the dispatcher and worker loops to `start` in this process. */
+  eventDelivery: EventDelivery;
   close(): Promise<void>;
 }
 
@@ -56,7 +63,12 @@ export async function createServices(config: Config): Promise<Services> {
     redis = await openRedis({ url: config.redis.url, dataDir: config.dataDir });
     const sealedBox = await loadSealedBox(config.dataDir, config.secretKey);
     const publicUrl = { value: config.publicUrl ?? `http://${config.listen}` };
-    const outbox = new Outbox({ registryHost: () => new URL(publicUrl.value).host });
+    // Set once event delivery exists, which needs the outbox itself.
+    let wakeDispatcher = () => {};
+    const outbox = new Outbox({
+      registryHost: () => new URL(publicUrl.value).host,
+      onWritten: () => wakeDispatcher(),
+    });
     const metricsRegistry = new MetricsRegistry();
     collectDefaultMetrics({ register: metricsRegistry, prefix: 'slipway_' });
     const metrics = createRegistryMetrics(metricsRegistry);
@@ -89,6 +101,21 @@ export async function createServices(config: Config): Promise<Services> {
       uploadExpirySeconds: config.gc.uploadExpiry,
     };
     const auth = await createAuth(config, db, store);
+    const subscriptions = new SubscriptionStore({
+      db,
+      sealedBox,
+      destinationProblem: (url) => destinationProblem(url, config.events.allowPrivateDestinations),
+    });
+    const eventDelivery = await EventDelivery.open({
+      config: config.events,
+      db,
+      redis,
+      outbox,
+      subscriptions,
+      metricsRegistry,
+      publicUrl: () => publicUrl.value,
+    });
+    wakeDispatcher = () => eventDelivery.wake();
     return {
       config,
       db,
@@ -104,10 +131,13 @@ export async function createServices(config: Config): Promise<Services> {
       sealedBox,
       publicUrl,
       outbox,
-      subscriptions: new SubscriptionStore({ db, sealedBox }),
+      subscriptions,
+      deliveries: eventDelivery.control,
+      eventDelivery,
       close: async () => {
         await auth.audit.flush();
         await driver.close();
+        await eventDelivery.close();
         await redis!.close();
         await db.close();
       },

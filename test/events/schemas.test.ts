@@ -60,7 +60,13 @@ describe('docs/events', () => {
 
   it('the README documents the envelope, headers, signature verification and every kind with an example', () => {
     const readme = generated.get('README.md') ?? '';
-    for (const header of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-slipway-event']) {
+    for (const header of [
+      'webhook-id',
+      'webhook-timestamp',
+      'webhook-signature',
+      'x-slipway-event',
+      'x-slipway-event-id',
+    ]) {
       expect(readme).toContain(`\`${header}\``);
     }
     expect(readme).toContain('dev.slipway.<kind>');

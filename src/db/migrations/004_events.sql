@@ -58,12 +58,18 @@ CREATE TABLE deliveries (
   status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead', 'skipped')),
   attempts integer NOT NULL DEFAULT 0,
   next_attempt_at timestamptz,
+  -- A replay starts a new generation: its job has a new id, and a job of an older generation that
+  -- still runs (a retry waiting when the replay came) sees it is stale and stops.
+  generation integer NOT NULL DEFAULT 0,
+  -- When it was last handed to the queue: a pending delivery whose job is gone (Redis lost it, or the
+  -- process died between commit and enqueue) is found by the sweeper once this is old enough.
+  queued_at timestamptz NOT NULL DEFAULT now(),
   created_at timestamptz NOT NULL DEFAULT now(),
   finished_at timestamptz,
   UNIQUE (subscription_id, event_id)
 );
 CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, created_at DESC);
-CREATE INDEX deliveries_pending ON deliveries (created_at) WHERE status = 'pending';
+CREATE INDEX deliveries_pending ON deliveries (queued_at, id) WHERE status = 'pending';
 
 CREATE TABLE delivery_attempts (
   id bigserial PRIMARY KEY,

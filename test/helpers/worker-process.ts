@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** `slipway worker` running as its own process, so a test can SIGKILL it mid-delivery. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** What the process wrote to stdout and stderr so far. */
+  output(): string;
+  exited: Promise<void>;
+  /** SIGKILL: nothing of the worker's shutdown runs. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts `node bin/slipway.js worker` with only the given Slipway settings in its environment (the
+ * test run's own DATABASE_URL, REDIS_URL and SLIPWAY_* are left out).
+ */
+export function spawnWorker(settings: Record<string, string>, args: string[] = []): WorkerProcess {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('SLIPWAY_') || key === 'DATABASE_URL' || key === 'REDIS_URL') continue;
+    env[key] = value;
+  }
+  const child = spawn(process.execPath, [join(repositoryRoot, 'bin', 'slipway.js'), 'worker', ...args], {
+    cwd: repositoryRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...env, ...settings },
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    output: () => output,
+    exited,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
