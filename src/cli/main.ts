@@ -4,11 +4,13 @@ import { registerAdmin } from './commands/admin.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerLogin } from './commands/login.ts';
+import { registerNotify } from './commands/notify.ts';
 import { registerOrg } from './commands/org.ts';
 import { registerRepo } from './commands/repo.ts';
 import { registerRobot } from './commands/robot.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerToken } from './commands/token.ts';
+import { registerWorker } from './commands/worker.ts';
 import { CliError } from './errors.ts';
 
 /** Exit statuses: 2 when the command line or the request was wrong, 1 when something else failed. */
@@ -25,6 +27,7 @@ function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`slipway: ${text.replace(/^error: /, '')}`) });
   for (const register of [
     registerServe,
+    registerWorker,
     registerGc,
     registerLogin,
     registerAdmin,
@@ -33,6 +36,7 @@ function buildProgram(): Command {
     registerRepo,
     registerToken,
     registerAudit,
+    registerNotify,
   ])
     register(program);
   return program;

@@ -92,3 +92,48 @@ export const accountColumns: ReadonlyArray<Column<AccountResource>> = [
   { header: 'description', value: (account) => account.description },
   { header: 'created', value: (account) => time(account.createdAt) },
 ];
+
+export interface SubscriptionResource {
+  id: string;
+  namespace: string;
+  /** null: every repository of the namespace. */
+  repository: string | null;
+  title: string;
+  events: string[];
+  filter: string | null;
+  method: 'webhook' | 'slack';
+  /** Redacted: a Slack URL shows its host only, a webhook URL hides its password. */
+  url: string;
+  format: 'standard' | 'cloudevents';
+  enabled: boolean;
+  disabledReason: string | null;
+  consecutiveFailures: number;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** The whsec_ signing secret, in the answer to a creation (or a change that sets one) only. */
+  secret?: string | null;
+}
+
+export interface DeliveryAttemptResource {
+  attemptedAt: string;
+  statusCode: number | null;
+  latencyMs: number;
+  success: boolean;
+  error: string | null;
+  responseExcerpt: string | null;
+}
+
+export interface DeliveryResource {
+  id: string;
+  subscriptionId: string;
+  eventId: string;
+  eventKind: string;
+  status: 'pending' | 'delivered' | 'dead' | 'skipped';
+  attempts: number;
+  nextAttemptAt: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  attemptLog: DeliveryAttemptResource[];
+  payload: Record<string, unknown>;
+}

@@ -50,6 +50,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     authenticator: services.auth.authenticator,
     audit: services.auth.audit,
     tagHistory: services.tagHistory,
+    subscriptions: services.subscriptions,
+    deliveries: services.deliveries,
     sessionLifetime: services.config.auth.sessionLifetime,
   });
   await app.register(tokenRoutes, {

@@ -29,7 +29,10 @@ export type AuditKind =
   | 'delete_robot'
   | 'regenerate_robot_token'
   | 'create_personal_token'
-  | 'revoke_personal_token';
+  | 'revoke_personal_token'
+  | 'add_repo_notification'
+  | 'change_repo_notification'
+  | 'delete_repo_notification';
 
 export interface AuditEntry {
   kind: AuditKind;

@@ -582,6 +582,14 @@ export class IdentityService {
     });
   }
 
+  /**
+   * Throws unless the principal administers the namespace: its own user, an organization it
+   * administers, or any as a superuser (used by namespace-wide notification routes).
+   */
+  async requireNamespaceAdmin(principal: Principal, name: string, what: string): Promise<void> {
+    await this.#namespaceAdministeredBy(principal, name, this.#db, what);
+  }
+
   /** Throws unless the principal holds `needed` on the repository (used by tag routes). */
   requireRole(principal: Principal, name: string, needed: RepositoryRole): Promise<number> {
     return this.#policy.requireRole(principal, name, needed);
@@ -667,13 +675,18 @@ export class IdentityService {
   }
 
   /** The user's own namespace, or an organization the principal administers. */
-  async #namespaceAdministeredBy(principal: Principal, name: string, q: Queryable): Promise<Account> {
+  async #namespaceAdministeredBy(
+    principal: Principal,
+    name: string,
+    q: Queryable,
+    what = 'robots',
+  ): Promise<Account> {
     const self = requireAccount(principal);
     const namespace = await accounts.findAccount(q, name);
     if (!namespace || namespace.kind === 'robot') throw notFound(`namespace ${name} does not exist`);
     if (namespace.kind === 'user') {
       if (namespace.id !== self.id && !self.superuser)
-        throw forbidden(`only ${name} can manage ${name}'s robots`);
+        throw forbidden(`only ${name} can manage ${name}'s ${what}`);
       return namespace;
     }
     return (await this.#organizationFor(principal, name, 'admin', q)).organization;

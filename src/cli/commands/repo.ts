@@ -33,7 +33,7 @@ const tagChangeColumns: ReadonlyArray<Column<TagChangeResource>> = [
 const repositoryArgument = ['<repository>', 'namespace/name, e.g. acme/app'] as const;
 
 /** `acme/team/app` is /repositories/acme/team%2Fapp: the namespace, then the rest as one segment. */
-function repositoryPath(name: string): string {
+export function repositoryPath(name: string): string {
   const [namespace, rest] = splitName(name, '/', 'is not a repository name: repositories are namespace/name');
   return path`/repositories/${namespace}/${rest}`;
 }

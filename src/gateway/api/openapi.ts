@@ -14,7 +14,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       info: {
         title: 'Slipway API',
         description:
-          'Users, organizations, teams, robots, tokens, repositories, permissions, tags and the audit log. Authenticate with `Authorization: Bearer slw_…` (a personal or robot token), Basic credentials, or the session cookie from POST /session.',
+          'Users, organizations, teams, robots, tokens, repositories, permissions, tags, event notifications and the audit log. Authenticate with `Authorization: Bearer slw_…` (a personal or robot token), Basic credentials, or the session cookie from POST /session.',
         version,
       },
       components: {

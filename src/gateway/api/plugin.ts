@@ -6,6 +6,8 @@ import {
   validatorCompiler,
 } from 'fastify-type-provider-zod';
 import { ApiError, type ApiErrorCode } from '../../errors.ts';
+import type { DeliveryControl } from '../../events/model.ts';
+import type { SubscriptionStore } from '../../events/subscriptions.ts';
 import { anonymous, type Principal } from '../../identity/accounts.ts';
 import type { AuditLog } from '../../identity/audit.ts';
 import type { Authenticator } from '../../identity/authenticator.ts';
@@ -14,6 +16,7 @@ import { OciError } from '../../registry/errors.ts';
 import type { TagHistory } from '../../registry/tag-history.ts';
 import { principalOf } from './authentication.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { notificationRoutes } from './routes/notifications.ts';
 import { organizationRoutes } from './routes/organizations.ts';
 import { repositoryRoutes } from './routes/repositories.ts';
 import { robotRoutes } from './routes/robots.ts';
@@ -27,6 +30,10 @@ export interface ApiOptions {
   authenticator: Authenticator;
   audit: AuditLog;
   tagHistory: TagHistory;
+  /** Who hears of which events (the `/notifications` routes). */
+  subscriptions: SubscriptionStore;
+  /** Test events, the delivery log and replays. */
+  deliveries: DeliveryControl;
   /** Seconds a session cookie lasts. */
   sessionLifetime: number;
 }
@@ -101,6 +108,8 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
     authenticator: options.authenticator,
     audit: options.audit,
     tagHistory: options.tagHistory,
+    subscriptions: options.subscriptions,
+    deliveries: options.deliveries,
     sessionLifetime: options.sessionLifetime,
     contextOf: (request) => ({ ip: request.ip }),
   };
@@ -111,6 +120,7 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
   await app.register(repositoryRoutes, routes);
   await app.register(tagRoutes, routes);
   await app.register(auditRoutes, routes);
+  await app.register(notificationRoutes, routes);
 };
 
 function sendError(

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { eventKinds } from '../../events/catalog.ts';
+import type { Delivery, DeliveryAttempt, Subscription } from '../../events/model.ts';
 import type { Account, TokenInfo } from '../../identity/accounts.ts';
 import type { AuditRecord } from '../../identity/audit.ts';
 import type { PermissionEntry, RepositoryInfo, RepositoryRole } from '../../identity/permissions.ts';
@@ -166,4 +168,127 @@ export const toAuditEntryResource = (entry: AuditRecord): z.infer<typeof auditEn
   target: entry.target,
   success: entry.success,
   metadata: entry.metadata,
+});
+
+export const eventKind = z.enum(eventKinds, {
+  error: (issue) =>
+    `unknown event kind ${JSON.stringify(issue.input)}; known kinds: ${eventKinds.join(', ')}`,
+});
+export const deliveryMethod = z.enum(['webhook', 'slack']);
+export const payloadFormat = z.enum(['standard', 'cloudevents']);
+export const deliveryStatus = z.enum(['pending', 'delivered', 'dead', 'skipped']);
+
+export const subscriptionResource = z
+  .object({
+    id: z.uuid(),
+    namespace: z.string(),
+    repository: z.string().nullable().describe('null: every repository of the namespace'),
+    title: z.string(),
+    events: z.array(eventKind),
+    filter: z
+      .string()
+      .nullable()
+      .describe('a tag glob (repo_push, repo_tag_deleted) or a git ref regex (builds); null: everything'),
+    method: deliveryMethod,
+    url: z
+      .string()
+      .describe('where deliveries go; a Slack URL shows only its host, a webhook URL hides its password'),
+    format: payloadFormat,
+    enabled: z.boolean(),
+    disabledReason: z.string().nullable().describe('why Slipway stopped delivering, when it did'),
+    consecutiveFailures: z.number().int(),
+    createdBy: z.string().nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .meta({ id: 'Subscription' });
+
+export const toSubscriptionResource = (subscription: Subscription): z.infer<typeof subscriptionResource> => ({
+  id: subscription.id,
+  namespace: subscription.namespace,
+  repository: subscription.repository,
+  title: subscription.title,
+  events: subscription.events,
+  filter: subscription.filter,
+  method: subscription.method,
+  url: shownDestination(subscription),
+  format: subscription.format,
+  enabled: subscription.enabled,
+  disabledReason: subscription.disabledReason,
+  consecutiveFailures: subscription.consecutiveFailures,
+  createdBy: subscription.createdBy,
+  createdAt: iso(subscription.createdAt),
+  updatedAt: iso(subscription.updatedAt),
+});
+
+export const issuedSubscriptionResource = subscriptionResource
+  .extend({
+    secret: z
+      .string()
+      .nullable()
+      .describe('the whsec_ signing secret, shown once: store it now (null for Slack)'),
+  })
+  .meta({ id: 'IssuedSubscription' });
+
+/**
+ * A destination as the API shows it. A Slack incoming-webhook URL is itself the credential, so only
+ * its scheme and host show; a webhook URL shows whole but for a password in it.
+ */
+export function shownDestination(subscription: Pick<Subscription, 'method' | 'url'>): string {
+  const url = new URL(subscription.url);
+  if (subscription.method === 'slack') return `${url.protocol}//${url.host}/…`;
+  if (url.password) url.password = '***';
+  return url.href;
+}
+
+export const deliveryAttemptResource = z
+  .object({
+    attemptedAt: timestamp,
+    statusCode: z.number().int().nullable().describe('the HTTP status; null when no response came'),
+    latencyMs: z.number(),
+    success: z.boolean(),
+    error: z.string().nullable(),
+    responseExcerpt: z.string().nullable().describe('the first bytes of the response body'),
+  })
+  .meta({ id: 'DeliveryAttempt' });
+
+const toDeliveryAttemptResource = (attempt: DeliveryAttempt): z.infer<typeof deliveryAttemptResource> => ({
+  attemptedAt: iso(attempt.attemptedAt),
+  statusCode: attempt.statusCode,
+  latencyMs: attempt.latencyMs,
+  success: attempt.success,
+  error: attempt.error,
+  responseExcerpt: attempt.responseExcerpt,
+});
+
+export const deliveryResource = z
+  .object({
+    id: z.string().describe('also the webhook-id header, the same on every attempt and replay'),
+    subscriptionId: z.uuid(),
+    eventId: z.string(),
+    eventKind: z.enum(eventKinds),
+    status: deliveryStatus.describe(
+      'pending: queued or waiting for a retry; dead: every attempt failed (replay it); skipped: the subscription was disabled',
+    ),
+    attempts: z.number().int(),
+    nextAttemptAt: timestamp.nullable(),
+    createdAt: timestamp,
+    finishedAt: timestamp.nullable(),
+    attemptLog: z.array(deliveryAttemptResource).describe('every attempt made'),
+    payload: z.record(z.string(), z.unknown()).describe('the event sent (see docs/events)'),
+  })
+  .meta({ id: 'Delivery' });
+
+export const toDeliveryResource = (delivery: Delivery): z.infer<typeof deliveryResource> => ({
+  id: delivery.id,
+  subscriptionId: delivery.subscriptionId,
+  eventId: delivery.eventId,
+  eventKind: delivery.eventKind,
+  status: delivery.status,
+  attempts: delivery.attempts,
+  nextAttemptAt: isoOrNull(delivery.nextAttemptAt),
+  createdAt: iso(delivery.createdAt),
+  finishedAt: isoOrNull(delivery.finishedAt),
+  attemptLog: delivery.attemptLog.map(toDeliveryAttemptResource),
+  payload: delivery.payload,
 });
