@@ -1,3 +1,4 @@
+import { Option } from 'commander';
 import type { Config, ConfigInput } from '../gateway/config.ts';
 
 /** Flags of the commands that work on the gateway's own configuration rather than over the API. */
@@ -21,3 +22,15 @@ export async function loadLocalConfig(flags: LocalConfigFlags): Promise<Config> 
 
 export const dataFlag = ['--data <dir>', 'data directory (env SLIPWAY_DATA; default ./data)'] as const;
 export const configFlag = ['--config <file>', 'YAML configuration file (env SLIPWAY_CONFIG)'] as const;
+
+/** `--log-level`, for the commands that run a long-lived process. */
+export function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'log level').choices([
+    'fatal',
+    'error',
+    'warn',
+    'info',
+    'debug',
+    'trace',
+  ]);
+}

@@ -1,5 +1,3 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventPayload } from '../../src/events/catalog.ts';
 import type { Subscription } from '../../src/events/model.ts';
@@ -9,31 +7,12 @@ import { credsOf, IdentityFixtures, type Login } from '../helpers/identity-fixtu
 import { buildSampleImages, type SampleImages } from '../helpers/sample-images.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { waitFor } from '../helpers/tools.ts';
-
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** An HTTP endpoint on loopback that answers 200 and keeps every request it got. */
-async function startReceiver(): Promise<{ url: string; received: Received[]; close(): Promise<void> }> {
-  const received: Received[] = [];
-  const server: Server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
-      response.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    received,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
+import {
+  startReceiver,
+  verified,
+  type ReceivedRequest,
+  type WebhookReceiver,
+} from '../helpers/webhook-receiver.ts';
 
 /**
  * The whole path with real clients: skopeo pushes as a robot, the outbox and the delivery worker
@@ -44,9 +23,9 @@ describe('events from pushes made with skopeo', () => {
   let images: SampleImages;
   let slipway: TestSlipway;
   let robot: Login;
-  let hooks: Awaited<ReturnType<typeof startReceiver>>;
-  let releases: Awaited<ReturnType<typeof startReceiver>>;
-  let slack: Awaited<ReturnType<typeof startReceiver>>;
+  let hooks: WebhookReceiver;
+  let releases: WebhookReceiver;
+  let slack: WebhookReceiver;
   let repositoryHook: Subscription;
   let releaseHook: Subscription;
   let slackSubscription: Subscription;
@@ -115,11 +94,8 @@ describe('events from pushes made with skopeo', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 
-  const verified = (subscription: Subscription, request: Received): EventPayload =>
-    new Webhook(subscription.secret!).verify(
-      request.body,
-      request.headers as Record<string, string>,
-    ) as EventPayload;
+  const verifiedFor = (subscription: Subscription, request: ReceivedRequest): EventPayload =>
+    verified<EventPayload>(subscription.secret!, request);
 
   it('delivers one signed repo_push per subscription for a single-image push, and a Slack message', async () => {
     await push(images.single.ref, 'acme/app:1');
@@ -127,7 +103,7 @@ describe('events from pushes made with skopeo', () => {
     await delivered(slackSubscription, 1);
 
     expect(hooks.received).toHaveLength(1);
-    const event = verified(repositoryHook, hooks.received[0]!);
+    const event = verifiedFor(repositoryHook, hooks.received[0]!);
     expect(event).toMatchObject({
       kind: 'repo_push',
       repository: 'acme/app',
@@ -161,12 +137,12 @@ describe('events from pushes made with skopeo', () => {
     await delivered(releaseHook, 1);
 
     expect(hooks.received).toHaveLength(2);
-    expect(verified(repositoryHook, hooks.received[1]!)).toMatchObject({
+    expect(verifiedFor(repositoryHook, hooks.received[1]!)).toMatchObject({
       updated_tags: ['release-1'],
       digest: images.multi.digest,
     });
     expect(releases.received).toHaveLength(1);
-    const release = verified(releaseHook, releases.received[0]!);
+    const release = verifiedFor(releaseHook, releases.received[0]!);
     expect(release).toMatchObject({ updated_tags: ['release-1'], digest: images.multi.digest });
     expect(slack.received).toHaveLength(2);
   });

@@ -1,5 +1,5 @@
-import { Option, type Command } from 'commander';
-import { configFlag, loadLocalConfig, type LocalConfigFlags } from '../local-config.ts';
+import type { Command } from 'commander';
+import { configFlag, loadLocalConfig, logLevelOption, type LocalConfigFlags } from '../local-config.ts';
 
 export function registerServe(program: Command): void {
   program
@@ -13,16 +13,7 @@ export function registerServe(program: Command): void {
       'data directory for embedded database and blobs (env SLIPWAY_DATA; default ./data)',
     )
     .option(...configFlag)
-    .addOption(
-      new Option('--log-level <level>', 'log level').choices([
-        'fatal',
-        'error',
-        'warn',
-        'info',
-        'debug',
-        'trace',
-      ]),
-    )
+    .addOption(logLevelOption())
     .action(async (flags: LocalConfigFlags) => {
       const config = await loadLocalConfig(flags);
       // Loaded here, not at start, so the commands that only call the API start fast.

@@ -1,8 +1,14 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { pino } from 'pino';
 import { ConfigError } from '../../errors.ts';
 import type { EventsLogger } from '../../events/logger.ts';
-import { configFlag, dataFlag, loadLocalConfig, type LocalConfigFlags } from '../local-config.ts';
+import {
+  configFlag,
+  dataFlag,
+  loadLocalConfig,
+  logLevelOption,
+  type LocalConfigFlags,
+} from '../local-config.ts';
 
 export function registerWorker(program: Command): void {
   program
@@ -12,16 +18,7 @@ export function registerWorker(program: Command): void {
     )
     .option(...dataFlag)
     .option(...configFlag)
-    .addOption(
-      new Option('--log-level <level>', 'log level').choices([
-        'fatal',
-        'error',
-        'warn',
-        'info',
-        'debug',
-        'trace',
-      ]),
-    )
+    .addOption(logLevelOption())
     .action(async (flags: LocalConfigFlags) => {
       const config = await loadLocalConfig(flags);
       if (!config.database.url) {

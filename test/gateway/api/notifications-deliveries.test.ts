@@ -1,15 +1,10 @@
-import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiCaller } from '../../helpers/api.ts';
 import { adminPassword, adminUser, basic, startSecuredSlipway } from '../../helpers/auth.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
 import { waitFor } from '../../helpers/tools.ts';
-
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import { startReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.ts';
 
 interface AttemptBody {
   attemptedAt: string;
@@ -36,34 +31,17 @@ interface DeliveryPage {
   next?: string;
 }
 
-/** A webhook endpoint on loopback that answers 200 "thanks" and keeps every request it got. */
-async function startReceiver() {
-  const received: Received[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
-      response.end('thanks');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 describe('REST API: test events, the delivery log and replays', () => {
   let slipway: TestSlipway;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: WebhookReceiver;
   let root: ApiCaller;
   let subscription: { id: string; secret: string };
 
   beforeAll(async () => {
-    [slipway, receiver] = await Promise.all([startSecuredSlipway(), startReceiver()]);
+    [slipway, receiver] = await Promise.all([
+      startSecuredSlipway(),
+      startReceiver(() => ({ status: 200, body: 'thanks' })),
+    ]);
     root = ApiCaller.as(slipway, basic(adminUser, adminPassword));
     await root.post('/organizations', { name: 'acme' });
     await root.post('/repositories', { name: 'acme/app' });
