@@ -60,9 +60,10 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     audit: services.auth.audit,
   });
   await app.register(registryRoutes, {
-    store: services.store,
+    store: services.registryStore,
     access,
     maxManifestBytes: services.config.registry.maxManifestBytes,
+    resolveName: (name, ns) => services.upstreams.nameFor(name, ns),
   });
   return app;
 }

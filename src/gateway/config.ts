@@ -58,6 +58,74 @@ const eventsSchema = z.strictObject({
   stalledAfter: duration.default(30),
 });
 
+/** One path component, as a namespace: the upstream's name is where clients find it (`dockerhub/…`). */
+const namespaceName = z
+  .string()
+  .max(64)
+  .regex(
+    /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/,
+    'expected a namespace name: lowercase letters and digits, with . _ or - between them',
+  );
+
+const upstreamSchema = z
+  .strictObject({
+    /** The namespace clients pull through, e.g. `dockerhub` for `dockerhub/library/nginx`. */
+    name: namespaceName,
+    /** The registry's origin, e.g. https://registry-1.docker.io. */
+    url: z.url({
+      protocol: /^https?$/,
+      error: 'expected the registry origin, e.g. https://registry-1.docker.io',
+    }),
+    /** Registry host names routed here by containerd's `?ns=`, e.g. docker.io. */
+    hosts: z.array(z.string().min(1).toLowerCase()).default([]),
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    tlsVerify: z.boolean().default(true),
+    /** How long a tag is trusted before it is revalidated upstream. */
+    freshness: duration.default(300),
+    /** Serve the cached copy when the upstream is down or rate-limited. */
+    staleIfError: z.boolean().default(true),
+    /** How long an upstream "not found" is remembered. */
+    negativeTtl: duration.default(60),
+    /** Connections at most to the upstream (and to its token realm and CDN). */
+    maxConnections: z.number().int().positive().default(16),
+  })
+  .refine((u) => (u.username === undefined) === (u.password === undefined), {
+    message: 'give both username and password, or neither',
+  });
+
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+const proxySchema = z.strictObject({
+  upstreams: z
+    .array(upstreamSchema)
+    .default([])
+    .superRefine((upstreams, ctx) => {
+      const names = new Set<string>();
+      const hosts = new Set<string>();
+      upstreams.forEach((upstream, index) => {
+        if (names.has(upstream.name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [index, 'name'],
+            message: `upstream name "${upstream.name}" is used twice`,
+          });
+        }
+        names.add(upstream.name);
+        for (const host of upstream.hosts) {
+          if (hosts.has(host)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [index, 'hosts'],
+              message: `host "${host}" is routed to two upstreams`,
+            });
+          }
+          hosts.add(host);
+        }
+      });
+    }),
+});
+
 export const configSchema = z.strictObject({
   listen: listen.default('0.0.0.0:5000'),
   /** Where clients reach this registry (events' pull URLs, links); by default http://<listen address>. */
@@ -154,6 +222,8 @@ export const configSchema = z.strictObject({
       sessionLifetime: 12 * 3600,
     }),
   events: eventsSchema.default(eventsSchema.parse({})),
+  /** Pull-through caches of upstream registries. */
+  proxy: proxySchema.default({ upstreams: [] }),
   shutdownGrace: duration.default(30),
 });
 

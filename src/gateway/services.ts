@@ -14,6 +14,9 @@ import { openPglite } from '../db/pglite.ts';
 import { openPostgres } from '../db/postgres.ts';
 import { GarbageCollector, type GcPolicy } from '../registry/gc.ts';
 import { LocalRegistryStore } from '../registry/local-store.ts';
+import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
+import { ProxyUpstreams } from '../mirror/cache/upstreams.ts';
+import type { RegistryStore } from '../registry/store.ts';
 import { MetadataCache } from '../registry/metadata/cache.ts';
 import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
 import type { BlobDriver } from '../registry/storage/driver.ts';
@@ -28,6 +31,9 @@ export interface Services {
   db: Database;
   driver: BlobDriver;
   store: LocalRegistryStore;
+  /** What /v2 serves: the local store, behind the pull-through cache when upstreams are configured. */
+  registryStore: RegistryStore;
+  upstreams: ProxyUpstreams;
   tagHistory: TagHistory;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
@@ -85,6 +91,9 @@ export async function createServices(config: Config): Promise<Services> {
       redirectSeconds: config.storage.s3?.redirectSeconds ?? 0,
       tagChanges: outbox.tagChangeListener(),
     });
+    const upstreams = new ProxyUpstreams(config.proxy.upstreams);
+    const registryStore: RegistryStore =
+      config.proxy.upstreams.length > 0 ? new ProxyCacheStore({ db, local: store, upstreams }) : store;
     const tagHistory = new TagHistory(
       db,
       (repository, tag) => cache.forgetTag(repository, tag),
@@ -121,6 +130,8 @@ export async function createServices(config: Config): Promise<Services> {
       db,
       driver,
       store,
+      registryStore,
+      upstreams,
       tagHistory,
       gc,
       gcPolicy,
@@ -137,6 +148,7 @@ export async function createServices(config: Config): Promise<Services> {
       close: async () => {
         await auth.audit.flush();
         await driver.close();
+        await upstreams.close();
         await eventDelivery.close();
         await redis!.close();
         await db.close();

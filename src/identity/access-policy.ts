@@ -21,10 +21,13 @@ import { namespaceOf } from './names.ts';
 export class AccessPolicy {
   readonly #db: Database;
   readonly #audit: AuditLog;
+  readonly #proxyNamespaces: ReadonlySet<string>;
 
-  constructor(db: Database, audit: AuditLog) {
+  /** `proxyNamespaces`: the namespaces that are pull-through caches of upstream registries. */
+  constructor(db: Database, audit: AuditLog, options: { proxyNamespaces?: ReadonlySet<string> } = {}) {
     this.#db = db;
     this.#audit = audit;
+    this.#proxyNamespaces = options.proxyNamespaces ?? new Set();
   }
 
   /** The principal's role on an existing repository, or null. */
@@ -43,6 +46,11 @@ export class AccessPolicy {
     repository: string,
     requested: readonly RegistryAction[],
   ): Promise<RegistryAction[]> {
+    const namespace = namespaceOf(repository);
+    if (namespace !== null && this.#proxyNamespaces.has(namespace)) {
+      // A pull-through cache: any signed-in account pulls; nobody pushes or deletes there.
+      return principal.kind === 'account' ? requested.filter((action) => action === 'pull') : [];
+    }
     const facts = await accessFacts(this.#db, principal, repository);
     const { role, canCreate } = resolveAccess(principal, facts);
     let allowed = actionsOf(role);

@@ -128,6 +128,39 @@ export class LocalRegistryStore implements RegistryStore {
     return { digest, tags, ...(manifest.subject ? { subject: manifest.subject.digest } : {}) };
   }
 
+  /**
+   * Stores a manifest exactly as another registry sent it (the pull-through cache): unlike a push, the
+   * blobs it references need not be here, since they are fetched when asked for, and no push event is
+   * recorded. `tag`, when given, moves to it; `alsoInTransaction` writes alongside, atomically.
+   */
+  async storeFetchedManifest(
+    repository: RepositoryName,
+    digest: Digest,
+    body: Buffer,
+    mediaType: string,
+    options: {
+      tag?: TagName;
+      alsoInTransaction?: (tx: Queryable, repositoryId: number) => Promise<void>;
+    } = {},
+  ): Promise<StoredManifest> {
+    const actual = computeDigest(body, digestAlgorithm(digest));
+    if (actual !== digest) {
+      throw new OciError('DIGEST_INVALID', `manifest digest is ${actual}, not ${digest} as fetched`);
+    }
+    const manifest = parseManifest(body, mediaType);
+    const artifactType = referrerArtifactType(manifest, body);
+    await this.#db.transaction(async (tx) => {
+      const repositoryId = await sql.ensureRepository(tx, repository);
+      await sql.insertManifest(tx, repositoryId, digest, manifest, body, artifactType);
+      if (options.tag !== undefined) await sql.moveTag(tx, repositoryId, options.tag, digest, null);
+      await options.alsoInTransaction?.(tx, repositoryId);
+    });
+    const stored = { digest, mediaType: manifest.mediaType, content: body };
+    this.#cache.setManifest(repository, stored);
+    if (options.tag !== undefined) this.#cache.forgetTag(repository, options.tag);
+    return stored;
+  }
+
   /** Config and layers must be readable in the repository with the sizes the manifest claims. */
   async #checkReferencedBlobs(tx: Queryable, repositoryId: number, manifest: ParsedManifest): Promise<void> {
     const missing = await sql.lockLinkedBlobs(tx, repositoryId, [

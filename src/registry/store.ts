@@ -4,10 +4,15 @@ import type { Digest } from './digest.ts';
 import type { Reference, RepositoryName } from './names.ts';
 import type { BlobCopy, ByteRange } from './storage/driver.ts';
 
+/** How a pull-through cache answered: from cache, fetched, checked upstream, or stale on upstream error. */
+export type CacheStatus = 'HIT' | 'MISS' | 'REVALIDATED' | 'STALE';
+
 export interface StoredManifest {
   digest: Digest;
   mediaType: string;
   content: Buffer;
+  /** Set by a pull-through cache; the routes send it as `X-Cache`. */
+  cacheStatus?: CacheStatus;
 }
 
 export interface PushedManifest {

@@ -54,6 +54,47 @@ describe('configuration', () => {
     expect(message).toMatch(/storage: storage\.driver is s3 but storage\.s3/);
   });
 
+  it('reads pull-through upstreams with their defaults', async () => {
+    const file = await yamlFile(
+      'proxy:\n  upstreams:\n    - name: dockerhub\n      url: https://registry-1.docker.io\n      hosts: [Docker.io]\n      freshness: 10m\n',
+    );
+    const config = await loadConfig({ file, env: {} });
+    expect(config.proxy.upstreams).toEqual([
+      {
+        name: 'dockerhub',
+        url: 'https://registry-1.docker.io',
+        hosts: ['docker.io'],
+        tlsVerify: true,
+        freshness: 600,
+        staleIfError: true,
+        negativeTtl: 60,
+        maxConnections: 16,
+      },
+    ]);
+    expect((await loadConfig({ env: {} })).proxy.upstreams).toEqual([]);
+  });
+
+  it('refuses upstreams with bad or repeated names, repeated hosts, or half credentials', async () => {
+    const file = await yamlFile(
+      [
+        'proxy:',
+        '  upstreams:',
+        '    - { name: hub, url: "https://a.example", hosts: [docker.io] }',
+        '    - { name: hub, url: "https://b.example", hosts: [docker.io], username: u }',
+        '    - { name: "Quay/io", url: "ftp://c.example" }',
+        '',
+      ].join('\n'),
+    );
+    const error = await loadConfig({ file, env: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/proxy\.upstreams\.1\.name: upstream name "hub" is used twice/);
+    expect(message).toMatch(/proxy\.upstreams\.1\.hosts: host "docker\.io" is routed to two upstreams/);
+    expect(message).toMatch(/proxy\.upstreams\.1: give both username and password, or neither/);
+    expect(message).toMatch(/proxy\.upstreams\.2\.name: expected a namespace name/);
+    expect(message).toMatch(/proxy\.upstreams\.2\.url: expected the registry origin/);
+  });
+
   it('refuses unknown keys, so a typo does not pass silently', async () => {
     const file = await yamlFile('listne: 127.0.0.1:5000\n');
     await expect(loadConfig({ file, env: {} })).rejects.toThrow(/listne|Unrecognized key/);

@@ -31,7 +31,9 @@ export const initialPasswordFile = 'initial-admin-password';
 
 export async function createAuth(config: Config, db: Database, store: LocalRegistryStore): Promise<Auth> {
   const audit = new AuditLog(db);
-  const policy = new AccessPolicy(db, audit);
+  const policy = new AccessPolicy(db, audit, {
+    proxyNamespaces: new Set(config.proxy.upstreams.map((upstream) => upstream.name)),
+  });
   const { loginThrottle } = config.auth;
   const authenticator = new Authenticator(
     db,

@@ -18,6 +18,11 @@ export interface RegistryRoutesOptions {
   access: RegistryAccess;
   /** Largest manifest accepted, in bytes. */
   maxManifestBytes: number;
+  /**
+   * The repository a name means when asked with containerd's `?ns=<registry host>` (a mirror
+   * configured by `hosts.toml`); by default the name itself.
+   */
+  resolveName?: (name: RepositoryName, ns: string | undefined) => RepositoryName;
 }
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'PATCH' | 'POST' | 'DELETE';
@@ -28,6 +33,7 @@ type Method = 'GET' | 'HEAD' | 'PUT' | 'PATCH' | 'POST' | 'DELETE';
  */
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, options) => {
   const { store, access, maxManifestBytes } = options;
+  const resolveName = options.resolveName ?? ((name: RepositoryName) => name);
 
   // Bodies are streams the handlers read themselves: blobs go to storage, manifests are bounded.
   app.removeAllContentTypeParsers();
@@ -35,7 +41,7 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
   app.setErrorHandler(registryErrorHandler);
   app.setNotFoundHandler(registryNotFound);
 
-  const context: HandlerContext = { store, access, maxManifestBytes };
+  const context: HandlerContext = { store, access, maxManifestBytes, resolveName };
   for (const method of ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'] as const) {
     const handler = (request: FastifyRequest, reply: FastifyReply) => {
       reply.header('Docker-Distribution-API-Version', 'registry/2.0');
@@ -50,6 +56,7 @@ interface HandlerContext {
   store: RegistryStore;
   access: RegistryAccess;
   maxManifestBytes: number;
+  resolveName: (name: RepositoryName, ns: string | undefined) => RepositoryName;
 }
 
 async function dispatch(
@@ -120,6 +127,7 @@ async function manifestHandlers(
         etag: `"${manifest.digest}"`,
         'content-length': manifest.content.length,
       });
+      if (manifest.cacheStatus) reply.header('X-Cache', manifest.cacheStatus);
       return method === 'HEAD' ? reply.send() : reply.send(manifest.content);
     }
     case 'PUT': {
@@ -433,7 +441,8 @@ async function authorize(
   rawName: string,
   actions: RegistryAction[],
 ): Promise<{ repository: RepositoryName; actor: Actor }> {
-  const repository = parseRepositoryName(rawName);
+  const ns = single((request.query as Record<string, string | string[] | undefined>).ns);
+  const repository = ctx.resolveName(parseRepositoryName(rawName), ns);
   const actor = await ctx.access.authorize(request, { kind: 'repository', repository, actions });
   return { repository, actor };
 }
