@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import { tuneGarbageCollectionForStreaming } from './runtime-tuning.ts';
+import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
 import { createServices, type Services } from './services.ts';
 
 export interface RunningServer {
@@ -45,6 +46,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       'created the first superuser with a generated password: read it from the file, log in, and change it (or set SLIPWAY_ADMIN_USER and SLIPWAY_ADMIN_PASSWORD before the first start)',
     );
   }
+  if (services.registryStore instanceof ProxyCacheStore) services.registryStore.useLogger(app.log);
   const gcTimer = config.gc.enabled ? scheduleGc(app, services) : undefined;
   // After listening, so deliveries carry the public URL it settled on.
   const delivery = config.events.worker ? services.eventDelivery.start({ logger: app.log }) : undefined;

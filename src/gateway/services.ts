@@ -92,8 +92,13 @@ export async function createServices(config: Config): Promise<Services> {
       tagChanges: outbox.tagChangeListener(),
     });
     const upstreams = new ProxyUpstreams(config.proxy.upstreams);
-    const registryStore: RegistryStore =
-      config.proxy.upstreams.length > 0 ? new ProxyCacheStore({ db, local: store, upstreams }) : store;
+    let registryStore: RegistryStore = store;
+    if (config.proxy.upstreams.length > 0) {
+      const spoolDir = join(config.dataDir, 'proxy-spool');
+      const proxyCache = new ProxyCacheStore({ db, local: store, upstreams, spoolDir });
+      await proxyCache.sweepSpool();
+      registryStore = proxyCache;
+    }
     const tagHistory = new TagHistory(
       db,
       (repository, tag) => cache.forgetTag(repository, tag),

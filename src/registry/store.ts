@@ -79,9 +79,12 @@ export interface TagChangeListener {
   tagsDeleted(tx: Queryable, change: TagChange): Promise<void>;
 }
 
+/** Why a blob is looked up: for its size alone (HEAD), or to be downloaded next (GET). */
+export type BlobIntent = 'probe' | 'download';
+
 /**
  * Everything the /v2 routes ask of a registry. The local store implements it over metadata and blob
- * storage; the pull-through cache will implement it around the local store.
+ * storage; the pull-through cache implements it around the local store.
  */
 export interface RegistryStore {
   getManifest(repository: RepositoryName, reference: Reference): Promise<StoredManifest>;
@@ -95,7 +98,8 @@ export interface RegistryStore {
   ): Promise<PushedManifest>;
   deleteManifest(repository: RepositoryName, reference: Reference, actor: Actor): Promise<void>;
 
-  statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget>;
+  /** With intent `download`, a GET of the blob follows: a store that fetches on demand may start now. */
+  statBlob(repository: RepositoryName, digest: Digest, intent?: BlobIntent): Promise<BlobTarget>;
   /** A pre-signed storage URL to send a download to, or null to stream the blob through the gateway. */
   blobRedirectUrl(digest: Digest): Promise<string | null>;
   /** Opens the blob for copying into a response; BLOB_UNKNOWN before anything is written. */

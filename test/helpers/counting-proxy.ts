@@ -1,6 +1,6 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 
 export interface ProxiedRequest {
   method: string;
@@ -24,7 +24,18 @@ export interface CountingProxy {
   stop(): Promise<void>;
 }
 
-export async function startCountingProxy(target: string): Promise<CountingProxy> {
+export interface CountingProxyOptions {
+  /**
+   * Reshapes the body of the answer to a request (hold it part way, cut it short, corrupt it); the
+   * status and headers go through unchanged. Undefined leaves the body as it is.
+   */
+  shapeBody?: (request: ProxiedRequest) => ((body: Readable) => Readable) | undefined;
+}
+
+export async function startCountingProxy(
+  target: string,
+  options: CountingProxyOptions = {},
+): Promise<CountingProxy> {
   const upstream = new URL(target);
   const requests: ProxiedRequest[] = [];
   const server = createServer((incoming, outgoing) => {
@@ -37,14 +48,18 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         headers: incoming.headers,
       },
       (answer) => {
-        requests.push({
+        const recorded: ProxiedRequest = {
           method: incoming.method ?? '',
           url: incoming.url ?? '',
           status: answer.statusCode ?? 0,
           headers: incoming.headers,
-        });
+        };
+        requests.push(recorded);
         outgoing.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
-        pipeline(answer, outgoing, () => {});
+        const shape = options.shapeBody?.(recorded);
+        pipeline(shape ? shape(answer) : answer, outgoing, (error) => {
+          if (error) outgoing.destroy();
+        });
       },
     );
     forwarded.once('error', () => {
@@ -63,5 +78,64 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** Passes the first `bytes` bytes, then holds the rest until `release` settles. */
+export function holdAfter(bytes: number, release: Promise<unknown>): (body: Readable) => Readable {
+  return (body) => {
+    let passed = 0;
+    return body.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          const room = Math.max(0, bytes - passed);
+          passed += chunk.length;
+          if (chunk.length <= room) return done(null, chunk);
+          if (room > 0) this.push(chunk.subarray(0, room));
+          void release.then(() => done(null, chunk.subarray(room)));
+        },
+      }),
+    );
+  };
+}
+
+/** Passes the first `bytes` bytes, then breaks the connection. */
+export function cutAfter(bytes: number): (body: Readable) => Readable {
+  return (body) => {
+    let passed = 0;
+    const cut = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        const room = bytes - passed;
+        passed += chunk.length;
+        if (chunk.length < room) return done(null, chunk);
+        this.push(chunk.subarray(0, room));
+        done(new Error('connection cut by the test'));
+      },
+    });
+    return body.pipe(cut);
+  };
+}
+
+/** Changes the value of the body's last byte, keeping its length. */
+export function corruptLastByte(): (body: Readable) => Readable {
+  return (body) => {
+    let held: Buffer | undefined;
+    return body.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          const previous = held;
+          held = chunk;
+          done(null, previous);
+        },
+        flush(done) {
+          if (held && held.length > 0) {
+            const last = Buffer.from(held);
+            last[last.length - 1] = last[last.length - 1]! ^ 0xff;
+            this.push(last);
+          }
+          done();
+        },
+      }),
+    );
   };
 }

@@ -1,12 +1,19 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Database } from '../../db/database.ts';
-import type { Digest } from '../../registry/digest.ts';
+import { digestHex, type Digest } from '../../registry/digest.ts';
 import { OciError, type OciErrorCode } from '../../registry/errors.ts';
 import type { LocalRegistryStore } from '../../registry/local-store.ts';
 import type { Reference, RepositoryName, TagName } from '../../registry/names.ts';
 import type { BlobCopy, ByteRange } from '../../registry/storage/driver.ts';
 import type {
   Actor,
+  BlobIntent,
   BlobTarget,
   CacheStatus,
   Page,
@@ -25,6 +32,8 @@ import {
   UpstreamUnauthorizedError,
   UpstreamUnavailableError,
 } from '../upstream/errors.ts';
+import { BlobFill, FillDigestError, FillSizeError } from './blob-fill.ts';
+import { FillLeases, type FillLease } from './fill-leases.ts';
 import { NegativeCache } from './negative-cache.ts';
 import { findProxyTag, recordFetchedTag, recordRevalidatedTag } from './proxy-tags.ts';
 import { SingleFlight } from './single-flight.ts';
@@ -34,7 +43,26 @@ export interface ProxyCacheStoreOptions {
   db: Database;
   local: LocalRegistryStore;
   upstreams: ProxyUpstreams;
+  /** A local directory for blobs being fetched (they stream to clients from there). */
+  spoolDir: string;
+  /** How long a replica's claim on fetching a blob outlives the replica. Default 30 s. */
+  fillLeaseSeconds?: number;
+  /** How long to wait for another replica's fetch of a blob before giving up. Default 15 min. */
+  maxFillWaitSeconds?: number;
 }
+
+export interface ProxyCacheLogger {
+  warn(details: object, message: string): void;
+}
+
+interface RunningFill {
+  fill: BlobFill;
+  /** Repositories the blob is linked to once stored: the first asked; the others joined. */
+  repositories: Set<RepositoryName>;
+}
+
+/** How often a replica waiting for another's fetch of a blob looks whether it is stored. */
+const fillPollMs = 200;
 
 /**
  * The registry with pull-through caches in front of it. Repositories under an upstream's namespace
@@ -44,21 +72,49 @@ export interface ProxyCacheStoreOptions {
  *
  * Manifests by digest are cached for good. Tags are trusted for the upstream's freshness period, then
  * revalidated with a HEAD; when the upstream is down or rate-limited, the cached copy is served stale.
- * A missing blob is fetched once per digest however many clients ask at once, verified, committed,
- * and then served to all of them.
+ * A missing blob is fetched once per digest however many clients ask at once, across replicas too;
+ * every client receives the bytes as they arrive (see `BlobFill`), and the blob is committed to
+ * storage once its digest checks.
  */
 export class ProxyCacheStore implements RegistryStore {
   readonly #db: Database;
   readonly #local: LocalRegistryStore;
   readonly #upstreams: ProxyUpstreams;
   readonly #manifestFills = new SingleFlight<string, StoredManifest>();
-  readonly #blobFills = new SingleFlight<Digest, void>();
+  readonly #fills = new Map<Digest, RunningFill>();
+  readonly #fillStarts = new SingleFlight<Digest, void>();
+  readonly #leases: FillLeases;
+  readonly #spoolDir: string;
+  readonly #maxFillWaitMs: number;
   readonly #notFound = new NegativeCache();
+  #logger: ProxyCacheLogger | undefined;
 
   constructor(options: ProxyCacheStoreOptions) {
     this.#db = options.db;
     this.#local = options.local;
     this.#upstreams = options.upstreams;
+    this.#spoolDir = options.spoolDir;
+    this.#leases = new FillLeases(options.db, { ttlSeconds: options.fillLeaseSeconds ?? 30 });
+    this.#maxFillWaitMs = (options.maxFillWaitSeconds ?? 900) * 1000;
+  }
+
+  /**
+   * Removes spool files a crashed process left behind: files untouched for an hour (a live fill
+   * writes its spool continuously; another process may share the directory).
+   */
+  async sweepSpool(): Promise<void> {
+    const entries = await readdir(this.#spoolDir).catch(() => []);
+    const before = Date.now() - 3600_000;
+    for (const name of entries) {
+      const path = join(this.#spoolDir, name);
+      const { mtimeMs } = await stat(path).catch(() => ({ mtimeMs: Infinity }));
+      if (mtimeMs < before) await rm(path, { force: true });
+    }
+  }
+
+  /** Where problems that no client sees (a fill that failed after its clients had left) are told. */
+  useLogger(logger: ProxyCacheLogger): void {
+    this.#logger = logger;
   }
 
   // ── manifests ──────────────────────────────────────────────────────────────────────────────
@@ -184,64 +240,153 @@ export class ProxyCacheStore implements RegistryStore {
 
   // ── blobs ──────────────────────────────────────────────────────────────────────────────────
 
-  async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobTarget> {
+  async statBlob(repository: RepositoryName, digest: Digest, intent?: BlobIntent): Promise<BlobTarget> {
     const route = this.#upstreams.route(repository);
     if (!route) return this.#local.statBlob(repository, digest);
+    const filling = this.#joinFill(repository, digest);
+    if (filling) return { size: await this.#sizeOf(route, filling) };
     try {
       return await this.#local.statBlob(repository, digest);
     } catch (error) {
       if (!isBlobUnknown(error)) throw error;
     }
-    await this.#fillBlob(route, repository, digest);
+    if (intent !== 'download') {
+      if (await this.#local.mountBlob(repository, digest, undefined)) {
+        return this.#local.statBlob(repository, digest);
+      }
+      return route.upstream.client.headBlob(route.remote, digest).catch((error: unknown) => {
+        throw upstreamFailure(error, 'BLOB_UNKNOWN');
+      });
+    }
+    const fill = await this.#fillOrWait(route, repository, digest);
+    if (fill) return { size: await this.#sizeOf(route, fill) };
     return this.#local.statBlob(repository, digest);
   }
 
   blobRedirectUrl(digest: Digest): Promise<string | null> {
+    // Not in storage yet: it streams from the spool.
+    if (this.#fills.has(digest)) return Promise.resolve(null);
     return this.#local.blobRedirectUrl(digest);
   }
 
   async openBlobCopy(repository: RepositoryName, digest: Digest, range?: ByteRange): Promise<BlobCopy> {
     const route = this.#upstreams.route(repository);
     if (!route) return this.#local.openBlobCopy(repository, digest, range);
+    const filling = this.#joinFill(repository, digest);
+    if (filling) return copyFrom(filling.openReader(range));
     try {
       return await this.#local.openBlobCopy(repository, digest, range);
     } catch (error) {
       if (!isBlobUnknown(error)) throw error;
     }
-    await this.#fillBlob(route, repository, digest);
+    const fill = await this.#fillOrWait(route, repository, digest);
+    if (fill) return copyFrom(fill.openReader(range));
     return this.#local.openBlobCopy(repository, digest, range);
   }
 
+  /** The fill of the blob running in this process, with `repository` added to those it links to. */
+  #joinFill(repository: RepositoryName, digest: Digest): BlobFill | null {
+    const running = this.#fills.get(digest);
+    if (!running || running.fill.retired) return null;
+    running.repositories.add(repository);
+    return running.fill;
+  }
+
+  async #sizeOf(route: ProxyRoute, fill: BlobFill): Promise<number> {
+    try {
+      return await fill.size();
+    } catch (error) {
+      throw fillFailure(route, fill.digest, error);
+    }
+  }
+
   /**
-   * Makes the blob readable in the repository: linked when it is stored already (pulled through
-   * another repository, or pushed), else fetched from upstream once for every client waiting on it.
-   * The fetch runs apart from any client, so one that hangs up does not cut it short for the others.
+   * The blob's fill for `repository` to read from, or null when the blob is stored (and linked)
+   * already: stored earlier for another repository, or fetched meanwhile by another replica, which
+   * this one waits for rather than fetching the same bytes again.
    */
-  async #fillBlob(route: ProxyRoute, repository: RepositoryName, digest: Digest): Promise<void> {
-    await this.#blobFills.run(digest, async () => {
-      // Checked inside the flight, so a client that missed the previous fill does not start another.
-      if (await this.#local.mountBlob(repository, digest, undefined)) return;
-      let body: Readable;
-      try {
-        ({ body } = await route.upstream.client.getBlob(route.remote, digest));
-      } catch (error) {
-        throw upstreamFailure(error, 'BLOB_UNKNOWN');
-      }
-      try {
-        await this.#local.uploadMonolithic(repository, digest, body);
-      } catch (error) {
-        body.destroy();
-        if (error instanceof OciError && error.code === 'DIGEST_INVALID') {
+  async #fillOrWait(route: ProxyRoute, repository: RepositoryName, digest: Digest): Promise<BlobFill | null> {
+    await this.#fillStarts.run(digest, async () => {
+      // Started while this request looked in storage: join it rather than fetch the blob again.
+      if (this.#fills.has(digest)) return;
+      const giveUpAt = Date.now() + this.#maxFillWaitMs;
+      for (;;) {
+        const lease = await this.#leases.acquire(digest);
+        if (lease) {
+          // The replica that held the lease may have stored the blob just before letting go.
+          if (!(await this.#local.mountBlob(repository, digest, undefined))) {
+            return this.#startFill(route, repository, digest, lease);
+          }
+          return lease.release();
+        }
+        await delay(fillPollMs);
+        if (await this.#local.mountBlob(repository, digest, undefined)) return;
+        if (Date.now() > giveUpAt) {
           throw new OciError(
             'UNAVAILABLE',
-            `upstream ${route.upstream.name} sent blob ${digest} with other content; nothing was stored`,
+            `another gateway replica has been fetching blob ${digest} from ${route.upstream.name} for over ${Math.round(this.#maxFillWaitMs / 1000)} s; try again later`,
           );
         }
-        throw upstreamFailure(error, 'BLOB_UNKNOWN');
       }
     });
-    // Filled for another repository of the same digest: link it here too.
+    const fill = this.#joinFill(repository, digest);
+    if (fill) return fill;
     await this.#local.mountBlob(repository, digest, undefined);
+    return null;
+  }
+
+  async #startFill(route: ProxyRoute, repository: RepositoryName, digest: Digest, lease: FillLease) {
+    let fill: BlobFill;
+    try {
+      await mkdir(this.#spoolDir, { recursive: true });
+      fill = await BlobFill.start({
+        digest,
+        spoolPath: join(this.#spoolDir, `${digestHex(digest)}.${randomUUID()}`),
+        source: async (offset) => {
+          const blob = await route.upstream.client.getBlob(route.remote, digest, { range: offset });
+          return { body: blob.body, size: blob.size };
+        },
+        isResumable,
+        onResume: (offset, error) =>
+          this.#logger?.warn(
+            { err: error, upstream: route.upstream.name, digest, offset },
+            'upstream blob download broke off; resuming',
+          ),
+      });
+    } catch (error) {
+      await lease.release().catch(() => {});
+      throw error;
+    }
+    const running = { fill, repositories: new Set([repository]) };
+    this.#fills.set(digest, running);
+    void this.#commitFill(route, running, lease);
+  }
+
+  /** Stores the verified blob, then retires the spool; readers still on it finish from it. */
+  async #commitFill(route: ProxyRoute, running: RunningFill, lease: FillLease): Promise<void> {
+    const { fill, repositories } = running;
+    const [first] = repositories;
+    let stored = false;
+    try {
+      await fill.done;
+      await this.#local.uploadMonolithic(first!, fill.digest, createReadStream(fill.spoolPath));
+      stored = true;
+    } catch (error) {
+      this.#logger?.warn(
+        { err: error, upstream: route.upstream.name, digest: fill.digest },
+        'blob not cached: fetching it from the upstream failed',
+      );
+    } finally {
+      this.#fills.delete(fill.digest);
+      await fill.retire();
+      await lease.release().catch(() => {});
+    }
+    if (!stored) return;
+    // Every repository that joined the fill, until it retired, gets the blob linked too.
+    for (const repository of repositories) {
+      if (repository !== first)
+        await this.#local.mountBlob(repository, fill.digest, undefined).catch(() => {});
+    }
   }
 
   deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {
@@ -367,4 +512,30 @@ function upstreamFailure(error: unknown, unknownCode: OciErrorCode): unknown {
   }
   if (isNotFound(error)) return new OciError(unknownCode, error.message);
   return new OciError('UNAVAILABLE', error.message);
+}
+
+/** Copies a fill's reader into a response without ending it. */
+function copyFrom(reader: Readable): BlobCopy {
+  return (destination) => pipeline(reader, destination, { end: false });
+}
+
+/** Worth asking again from where the download stopped: a transport failure, not an answer. */
+function isResumable(error: unknown): boolean {
+  if (error instanceof FillSizeError) return false;
+  return !(error instanceof UpstreamError) || error instanceof UpstreamUnavailableError;
+}
+
+/** A failed fill as its clients see it. */
+function fillFailure(route: ProxyRoute, digest: Digest, error: unknown): unknown {
+  if (error instanceof FillDigestError || error instanceof FillSizeError) {
+    return new OciError(
+      'UNAVAILABLE',
+      `upstream ${route.upstream.name} sent blob ${digest} wrong (${error.message}); nothing was stored, try again`,
+    );
+  }
+  if (error instanceof UpstreamError) return upstreamFailure(error, 'BLOB_UNKNOWN');
+  return new OciError(
+    'UNAVAILABLE',
+    `fetching blob ${digest} from ${route.upstream.name} failed: ${String(error)}`,
+  );
 }

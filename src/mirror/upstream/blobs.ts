@@ -32,7 +32,7 @@ export interface UpstreamBlob {
 const maxRedirects = 5;
 
 /**
- * GETs a blob from the registry and follows redirects to wherever it keeps the bytes (a CDN, S3). The
+ * GETs (or HEADs) a blob from the registry and follows redirects to wherever it keeps the bytes (a CDN, S3). The
  * registry's Authorization goes only to the registry's own origin; a redirect elsewhere is followed
  * with no credentials (the URL itself is the permission). `offset` > 0 asks for `bytes=offset-`; an
  * answer that ignores the range has its first `offset` bytes skipped here.
@@ -41,12 +41,12 @@ export async function fetchBlob(
   transport: UpstreamTransport,
   context: UpstreamErrorContext,
   path: string,
-  options: { offset: number; scope: string; signal?: AbortSignal | undefined },
+  options: { offset: number; scope: string; signal?: AbortSignal | undefined; method?: 'GET' | 'HEAD' },
 ): Promise<UpstreamBlob> {
-  const { offset, scope, signal } = options;
+  const { offset, scope, signal, method = 'GET' } = options;
   const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
   let url = new URL(path, transport.origin);
-  let response = await transport.exchange(context, path, { method: 'GET', headers, scope, signal });
+  let response = await transport.exchange(context, path, { method, headers, scope, signal });
   for (let hops = 0; isRedirect(response.statusCode); hops++) {
     const location = single(response.headers.location);
     const status = response.statusCode;
@@ -59,12 +59,12 @@ export async function fetchBlob(
     response =
       url.origin === transport.origin
         ? await transport.exchange(context, `${url.pathname}${url.search}`, {
-            method: 'GET',
+            method,
             headers,
             scope,
             signal,
           })
-        : await transport.send(context, url, { method: 'GET', headers, signal });
+        : await transport.send(context, url, { method, headers, signal });
   }
   const servedBy = url.origin;
   const status = response.statusCode;

@@ -213,6 +213,31 @@ export class UpstreamClient {
     return { body, digest, mediaType: manifestMediaType(single(response.headers['content-type']), body) };
   }
 
+  /** HEAD a blob (following redirects to blob storage, as a GET would): its size, without its bytes. */
+  async headBlob(
+    repository: string,
+    digest: string,
+    options: RequestOptions = {},
+  ): Promise<{ size: number }> {
+    const parsed = parseDigest(digest);
+    const context = this.#context('head blob', `${repository}@${parsed}`);
+    const head = await fetchBlob(
+      this.#transport,
+      context,
+      `/v2/${parseRepositoryName(repository)}/blobs/${parsed}`,
+      {
+        method: 'HEAD',
+        offset: 0,
+        scope: pullScope(repository),
+        signal: options.signal,
+      },
+    );
+    head.body.resume();
+    if (head.size === undefined)
+      throw new UpstreamProtocolError(context, 'blob HEAD without a Content-Length');
+    return { size: head.size };
+  }
+
   /**
    * GET a blob as a stream, following redirects to blob storage (without the registry's credentials).
    * With `range`, the body starts at that byte. The bytes are not verified here: whoever stores them

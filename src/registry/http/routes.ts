@@ -225,7 +225,7 @@ async function blobHandlers(
     case 'HEAD': {
       const { repository } = await authorize(ctx, request, rawName, ['pull']);
       const digest = parseDigest(rawDigest);
-      const blob = await ctx.store.statBlob(repository, digest);
+      const blob = await ctx.store.statBlob(repository, digest, method === 'GET' ? 'download' : 'probe');
       reply
         .header('Docker-Content-Digest', digest)
         .header('ETag', `"${digest}"`)

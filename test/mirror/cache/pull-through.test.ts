@@ -125,10 +125,10 @@ describe('pull-through cache', () => {
     expect(upstreamRequests('GET', `/v2/team/app/blobs/${image.layerDigests[0]}`)).toBe(1);
   });
 
-  it('fetches a blob from the upstream once for 24 concurrent cold pulls', async () => {
+  it('fetches a blob from the upstream once for 32 concurrent cold pulls', async () => {
     const digest = image.layerDigests[1]!;
     const pulls = await Promise.all(
-      Array.from({ length: 24 }, () => pull(`/v2/hub/team/app/blobs/${digest}`)),
+      Array.from({ length: 32 }, () => pull(`/v2/hub/team/app/blobs/${digest}`)),
     );
     for (const response of pulls) {
       expect(response.status).toBe(200);
