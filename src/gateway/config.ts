@@ -89,6 +89,15 @@ const upstreamSchema = z
     negativeTtl: duration.default(60),
     /** Connections at most to the upstream (and to its token realm and CDN). */
     maxConnections: z.number().int().positive().default(16),
+    /** How long to wait for the upstream to start answering a request. */
+    timeout: duration.default(30),
+    /** After `failures` failed requests in a row, stop asking for `cooldown`, then try one request. */
+    circuitBreaker: z
+      .strictObject({
+        failures: z.number().int().nonnegative().default(5),
+        cooldown: duration.default(30),
+      })
+      .default({ failures: 5, cooldown: 30 }),
   })
   .refine((u) => (u.username === undefined) === (u.password === undefined), {
     message: 'give both username and password, or neither',

@@ -69,6 +69,8 @@ describe('configuration', () => {
         staleIfError: true,
         negativeTtl: 60,
         maxConnections: 16,
+        timeout: 30,
+        circuitBreaker: { failures: 5, cooldown: 30 },
       },
     ]);
     expect((await loadConfig({ env: {} })).proxy.upstreams).toEqual([]);

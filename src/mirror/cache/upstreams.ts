@@ -27,6 +27,9 @@ export interface UpstreamSettings {
   staleIfError: boolean;
   negativeTtl: number;
   maxConnections: number;
+  /** Seconds to wait for an answer to start. */
+  timeout: number;
+  circuitBreaker: { failures: number; cooldown: number };
 }
 
 /** A repository name resolved to its upstream. */
@@ -59,6 +62,11 @@ export class ProxyUpstreams {
           name: s.name,
           tlsVerify: s.tlsVerify,
           maxConnections: s.maxConnections,
+          timeouts: { headersMs: s.timeout * 1000, connectMs: Math.min(s.timeout * 1000, 5_000) },
+          circuitBreaker: {
+            failureThreshold: s.circuitBreaker.failures,
+            cooldownMs: s.circuitBreaker.cooldown * 1000,
+          },
           ...(s.username !== undefined && s.password !== undefined
             ? { credentials: { username: s.username, password: s.password } }
             : {}),

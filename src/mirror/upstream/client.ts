@@ -4,6 +4,7 @@ import { computeDigest, digestAlgorithm, parseDigest, type Digest } from '../../
 import { baseMediaType, mediaTypes } from '../../registry/media-types.ts';
 import { parseReference, parseRepositoryName, type Reference } from '../../registry/names.ts';
 import type { AuthScheme, UpstreamCredentials } from './auth.ts';
+import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.ts';
 import { fetchBlob, type UpstreamBlob } from './blobs.ts';
 import { UpstreamDigestMismatchError, UpstreamProtocolError, type UpstreamErrorContext } from './errors.ts';
 import { nextLink } from './link.ts';
@@ -34,6 +35,8 @@ export interface UpstreamClientOptions {
   timeouts?: UpstreamTimeouts;
   /** Larger manifests are refused. Default 4 MiB, as the local registry's limit. */
   maxManifestBytes?: number;
+  /** When to stop asking an upstream that keeps failing, and for how long. */
+  circuitBreaker?: CircuitBreakerOptions;
   /** Called with every answer of the registry that carries rate-limit headers. */
   onRateLimit?: (state: RateLimitState, upstream: string) => void;
   userAgent?: string;
@@ -105,6 +108,8 @@ export class UpstreamClient {
   /** The upstream's name in errors and rate-limit reports. */
   readonly name: string;
   readonly origin: string;
+  /** Whether requests go out, or pause because the upstream keeps failing. */
+  readonly circuit: CircuitBreaker;
   readonly #agent: Agent;
   readonly #transport: UpstreamTransport;
   readonly #maxManifestBytes: number;
@@ -114,6 +119,7 @@ export class UpstreamClient {
     this.name = options.name ?? url.host;
     this.origin = url.origin;
     this.#maxManifestBytes = options.maxManifestBytes ?? defaults.maxManifestBytes;
+    this.circuit = new CircuitBreaker(options.circuitBreaker);
     const timeouts = options.timeouts ?? {};
     this.#agent = new Agent({
       connections: options.maxConnections ?? defaults.maxConnections,
@@ -131,6 +137,7 @@ export class UpstreamClient {
       credentials: options.credentials,
       userAgent: options.userAgent ?? 'slipway',
       onRateLimit: options.onRateLimit,
+      breaker: this.circuit,
     });
   }
 

@@ -86,7 +86,11 @@ export class UpstreamRateLimitedError extends UpstreamError {
 
 /** No usable answer: connection refused or reset, a timeout, a TLS failure, or a 5xx. */
 export class UpstreamUnavailableError extends UpstreamError {
-  constructor(context: UpstreamErrorContext, problem: string, options: { status?: number; cause?: unknown }) {
+  constructor(
+    context: UpstreamErrorContext,
+    problem: string,
+    options: { status?: number; cause?: unknown } = {},
+  ) {
     super('SLW_ERR_UPSTREAM_UNAVAILABLE', context, problem, options);
   }
 }

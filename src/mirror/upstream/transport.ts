@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { ResponseHeaders } from './headers.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
 import { UpstreamAuth, type TokenRequest, type UpstreamCredentials } from './auth.ts';
 import {
   UpstreamError,
@@ -33,6 +34,8 @@ export interface TransportOptions {
   credentials?: UpstreamCredentials | undefined;
   userAgent: string;
   onRateLimit?: ((state: RateLimitState, upstream: string) => void) | undefined;
+  /** Pauses requests to an upstream that keeps failing; by default one of its own. */
+  breaker?: CircuitBreaker | undefined;
 }
 
 /** The Docker token spec's default when a token response has no `expires_in`. */
@@ -53,6 +56,7 @@ export class UpstreamTransport {
   readonly #userAgent: string;
   readonly #onRateLimit: TransportOptions['onRateLimit'];
   #rateLimit: RateLimitState | undefined;
+  readonly #breaker: CircuitBreaker;
 
   constructor(options: TransportOptions) {
     this.origin = options.origin;
@@ -60,6 +64,7 @@ export class UpstreamTransport {
     this.#dispatcher = options.dispatcher;
     this.#userAgent = options.userAgent;
     this.#onRateLimit = options.onRateLimit;
+    this.#breaker = options.breaker ?? new CircuitBreaker();
     this.auth = new UpstreamAuth({
       credentials: options.credentials,
       fetchToken: (request) => this.#fetchToken(request),
@@ -97,8 +102,16 @@ export class UpstreamTransport {
 
   /** One request to any URL (a blob CDN, a token realm) with only the headers given. */
   async send(context: UpstreamErrorContext, url: URL, options: SendOptions): Promise<UpstreamResponse> {
+    if (!this.#breaker.tryPass()) {
+      const retryAt = this.#breaker.retryAt?.toISOString() ?? 'soon';
+      throw new UpstreamUnavailableError(
+        context,
+        `not asked: it failed ${this.#breaker.failures} times in a row, so requests pause until ${retryAt}`,
+      );
+    }
+    let response: UpstreamResponse;
     try {
-      return await this.#dispatcher.request({
+      response = await this.#dispatcher.request({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method: options.method,
@@ -106,11 +119,18 @@ export class UpstreamTransport {
         signal: options.signal,
       });
     } catch (error) {
-      if (options.signal?.aborted) throw error;
+      if (options.signal?.aborted) {
+        this.#breaker.abandoned();
+        throw error;
+      }
+      this.#breaker.failed();
       throw new UpstreamUnavailableError(context, `no answer from ${url.origin}: ${networkProblem(error)}`, {
         cause: error,
       });
     }
+    if (response.statusCode >= 500) this.#breaker.failed();
+    else this.#breaker.succeeded();
+    return response;
   }
 
   /**
