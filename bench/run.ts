@@ -7,15 +7,31 @@
  *   node bench/run.ts --rows manifest-get,tags
  *   node bench/run.ts --help
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  markers,
+  MB,
+  MiB,
+  averageCpu,
+  cleanups,
+  cpuUse,
+  mean,
+  median,
+  quietWait,
+  quietWaitNote,
+  runLoad,
+  runMain,
+  startedServers,
+  waitForQuiet,
+  type CpuUse,
+  type LoadRun,
+} from './lib/harness.ts';
+import {
   type StreamClient,
   type AutocannonResult,
   type AutocannonSpec,
@@ -38,18 +54,15 @@ import {
 import { formatCpuTable, formatResultsTable, type Row, type Target } from './lib/report.ts';
 import {
   MemorySampler,
-  readCpuSeconds,
   readStatus,
   startDistribution,
   startSlipway,
-  tail,
   type RunningServer,
   type ServerId,
 } from './lib/servers.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);
-const loadgenScript = join(benchDir, 'lib/loadgen.ts');
 const trivialServerScript = join(benchDir, 'lib/trivial-server.ts');
 
 // ── options ─────────────────────────────────────────────────────────────────────────────────────
@@ -96,8 +109,6 @@ interface Settings {
   /** A/B mode: a second Slipway checkout takes the reference's place. */
   referenceSlipway: string | undefined;
 }
-
-const MiB = 1024 * 1024;
 
 function usage(): string {
   return `usage: node bench/run.ts [--quick] [--rows ${groups.join(',')}] [--rounds N] [--duration SEC] [--warmup SEC] [--stream-client curl|http|fetch] [--slipway-root DIR] [--reference-slipway DIR] [--quiet-wait SEC] [--keep] [--out FILE]
@@ -211,101 +222,6 @@ function parseSettings(argv: string[]): Settings {
   };
 }
 
-// ── process bookkeeping: everything started here is stopped here, also on failure ────────────────
-
-const loadChildren = new Set<ChildProcess>();
-const startedServers: RunningServer[] = [];
-const cleanups: Array<() => Promise<void> | void> = [];
-
-async function cleanup(): Promise<void> {
-  for (const child of loadChildren) child.kill('SIGKILL');
-  while (cleanups.length > 0) {
-    const step = cleanups.pop()!;
-    try {
-      await step();
-    } catch (error) {
-      console.error(`cleanup step failed: ${(error as Error).message}`);
-    }
-  }
-}
-
-interface LoadRun<T> {
-  result: T;
-  /** CPU seconds the watched process used between the load generator's measure markers. */
-  watchedCpuSec: number;
-  /** Wall seconds between the markers. */
-  measuredSec: number;
-  /** CPU seconds the whole machine was busy between the markers. */
-  machineCpuSec: number;
-}
-
-/** Busy CPU seconds of the whole machine since boot (all CPUs, /proc/stat). */
-function machineBusySeconds(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = v as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  return (user + nice + system + irq + softirq + steal) / 100;
-}
-
-/** Runs the load generator in its own process; reads `watchPid`'s CPU time around the measured part. */
-function runLoad<T>(spec: LoadSpec, watchPid?: number): Promise<LoadRun<T>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [loadgenScript, JSON.stringify(spec)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    loadChildren.add(child);
-    let pending = '';
-    let resultLine = '';
-    let stderr = '';
-    let cpuAtStart = 0;
-    let machineAtStart = 0;
-    let timeAtStart = 0n;
-    let watchedCpuSec = 0;
-    let machineCpuSec = 0;
-    let measuredSec = 0;
-    child.stdout!.on('data', (d: Buffer) => {
-      pending += d.toString();
-      let newline: number;
-      while ((newline = pending.indexOf('\n')) !== -1) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        if (line === markers.start) {
-          cpuAtStart = watchPid ? readCpuSeconds(watchPid) : 0;
-          machineAtStart = machineBusySeconds();
-          timeAtStart = process.hrtime.bigint();
-        } else if (line === markers.end) {
-          watchedCpuSec += (watchPid ? readCpuSeconds(watchPid) : 0) - cpuAtStart;
-          machineCpuSec += machineBusySeconds() - machineAtStart;
-          measuredSec += Number(process.hrtime.bigint() - timeAtStart) / 1e9;
-        } else if (line.trim()) resultLine = line;
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      loadChildren.delete(child);
-      if (code !== 0)
-        return reject(new Error(`load generator failed (${code}): ${stderr.trim().slice(-2000)}`));
-      try {
-        resolve({ result: JSON.parse(resultLine) as T, watchedCpuSec, measuredSec, machineCpuSec });
-      } catch {
-        reject(
-          new Error(`load generator printed no result: ${resultLine.slice(-500)} ${stderr.slice(-500)}`),
-        );
-      }
-    });
-  });
-}
-
 // ── seeding: the same content, through the same API calls, on both servers ────────────────────────
 
 interface SeedData {
@@ -405,27 +321,6 @@ async function verifySeed(
 // ── measurements ───────────────────────────────────────────────────────────────────────────────
 
 let sampler: MemorySampler | undefined;
-let quietWait = { maxSec: 0, waitedSec: 0, gaveUp: 0 };
-
-/**
- * On a shared machine, waits (up to --quiet-wait seconds) until the rest of the machine is idle
- * (under 0.25 busy cores over one second, servers idle) before a measurement starts.
- */
-async function waitForQuiet(): Promise<void> {
-  if (quietWait.maxSec <= 0) return;
-  const deadline = Date.now() + quietWait.maxSec * 1000;
-  for (;;) {
-    const before = machineBusySeconds();
-    await new Promise((r) => setTimeout(r, 1000));
-    const busy = machineBusySeconds() - before;
-    if (busy < 0.25) return;
-    if (Date.now() > deadline) {
-      quietWait.gaveUp++;
-      return;
-    }
-    quietWait.waitedSec += 1;
-  }
-}
 
 async function measure<T>(server: RunningServer, phase: string, spec: LoadSpec): Promise<LoadRun<T>> {
   await waitForQuiet();
@@ -434,30 +329,13 @@ async function measure<T>(server: RunningServer, phase: string, spec: LoadSpec):
     sampler.phase = `${phase}:${server.id}`;
   }
   try {
-    return await runLoad<T>(spec, server.pid);
+    return await runLoad<T>(spec, [server.pid]);
   } finally {
     if (sampler) {
       sampler.sample();
       sampler.phase = 'idle';
     }
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-
-const MB = 1e6;
-
-/** Average cores busy while a row was measured: the server, the load generator, and everything else. */
-interface CpuUse {
-  server: number;
-  client: number;
-  other: number;
 }
 
 interface CpuRow {
@@ -514,20 +392,6 @@ function bothServers(state: BenchState): RunningServer[] {
 function serversForRound(state: BenchState, round: number): RunningServer[] {
   const { reference, slipway } = state.servers;
   return round % 2 === 0 ? [reference, slipway] : [slipway, reference];
-}
-
-function cpuUse(load: LoadRun<unknown>, clientCpuSec: number, clientSec: number): CpuUse {
-  const server = load.watchedCpuSec / load.measuredSec;
-  const client = clientCpuSec / clientSec;
-  return { server, client, other: Math.max(0, load.machineCpuSec / load.measuredSec - server - client) };
-}
-
-function averageCpu(uses: CpuUse[]): CpuUse {
-  return {
-    server: mean(uses.map((u) => u.server)),
-    client: mean(uses.map((u) => u.client)),
-    other: mean(uses.map((u) => u.other)),
-  };
 }
 
 async function autocannonRow(
@@ -737,7 +601,7 @@ async function main(): Promise<void> {
   };
   cleanups.push(() => sampler?.stop());
 
-  quietWait = { maxSec: settings.quietWaitSec, waitedSec: 0, gaveUp: 0 };
+  quietWait.maxSec = settings.quietWaitSec;
   const state: BenchState = {
     settings,
     workDir,
@@ -1131,14 +995,8 @@ async function main(): Promise<void> {
     'CPU while measuring (average cores busy of 2; client = load generator, other = rest of the machine):',
   );
   console.log(formatCpuTable(state.cpu, labels));
-  if (quietWait.waitedSec > 0 || quietWait.gaveUp > 0) {
-    state.notes.push(
-      `waited ${quietWait.waitedSec} s in all for other processes to go idle before measurements` +
-        (quietWait.gaveUp
-          ? `; ${quietWait.gaveUp} measurement(s) started anyway after ${quietWait.maxSec} s`
-          : ''),
-    );
-  }
+  const waited = quietWaitNote();
+  if (waited) state.notes.push(waited);
   for (const row of state.cpu) {
     const other = Math.max(row.reference?.other ?? 0, row.slipway?.other ?? 0);
     if (other > 0.25)
@@ -1159,31 +1017,4 @@ async function main(): Promise<void> {
   console.log(`\nJSON: ${relative(process.cwd(), settings.out)}`);
 }
 
-let exiting = false;
-let signalled = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    signalled = true;
-    if (exiting) return;
-    exiting = true;
-    console.error(`\n${signal}: stopping servers and removing temporary files…`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main().then(
-  async () => {
-    exiting = true;
-    await cleanup();
-    process.exit(0);
-  },
-  async (error: unknown) => {
-    if (signalled) return; // the signal handler is already cleaning up and will exit
-    exiting = true;
-    console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
-    for (const server of startedServers)
-      console.error(`--- last lines of ${server.label}'s log:\n${tail(server.logFile)}`);
-    await cleanup();
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -37,6 +37,11 @@ export interface StreamSpec {
   reps: number;
   expectedBytes: number;
   client: StreamClient;
+  /**
+   * One unmeasured transfer first (default true). The pull-through bench turns it off: its cold
+   * rows measure the very first GET of a blob.
+   */
+  warmup?: boolean;
 }
 
 /**
@@ -79,6 +84,15 @@ export interface TimedRun {
   seconds: number;
   bytes: number;
   clientCpuSec: number;
+  /** Each transfer's timing, where the client reports it (curl). */
+  transfers?: Transfer[];
+}
+
+export interface Transfer {
+  bytes: number;
+  /** From the start of the transfer to the first response byte (curl's time_starttransfer). */
+  firstByteSec?: number;
+  totalSec?: number;
 }
 
 export interface RunsResult {
@@ -186,12 +200,18 @@ function cpuWithChildren(): number {
   return (f[11]! + f[12]! + f[13]! + f[14]!) / 100; // utime stime cutime cstime
 }
 
-/** `parallel` transfers of `url` in one curl process, bodies to /dev/null; the byte count of each. */
-function curlStreams(url: string, parallel: number): Promise<number[]> {
+/** `parallel` transfers of `url` in one curl process, bodies to /dev/null; the bytes and times of each. */
+function curlStreams(url: string, parallel: number): Promise<Transfer[]> {
   const args = ['--silent', '--show-error', '--fail', '--http1.1'];
   if (parallel > 1) args.push('--parallel', '--parallel-immediate', '--parallel-max', String(parallel));
   for (let i = 0; i < parallel; i++)
-    args.push('--output', '/dev/null', '--write-out', '%{size_download}\\n', url);
+    args.push(
+      '--output',
+      '/dev/null',
+      '--write-out',
+      '%{size_download} %{time_starttransfer} %{time_total}\\n',
+      url,
+    );
   return new Promise((resolve, reject) => {
     const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -201,7 +221,15 @@ function curlStreams(url: string, parallel: number): Promise<number[]> {
     child.once('error', reject);
     child.once('exit', (code) => {
       if (code !== 0) return reject(new Error(`curl exited ${code}: ${err.trim()}`));
-      resolve(out.trim().split('\n').map(Number));
+      resolve(
+        out
+          .trim()
+          .split('\n')
+          .map((line) => {
+            const [bytes, firstByteSec, totalSec] = line.split(' ').map(Number) as [number, number, number];
+            return { bytes, firstByteSec, totalSec };
+          }),
+      );
     });
   });
 }
@@ -210,26 +238,32 @@ async function runStreams(spec: StreamSpec): Promise<RunsResult> {
   const transfer =
     spec.client === 'curl'
       ? (parallel: number) => curlStreams(spec.url, parallel)
-      : (parallel: number) => {
+      : async (parallel: number): Promise<Transfer[]> => {
           const sink = spec.client === 'fetch' ? sinkFetch : sinkHttp;
-          return Promise.all(Array.from({ length: parallel }, () => sink(spec.url)));
+          const counts = await Promise.all(Array.from({ length: parallel }, () => sink(spec.url)));
+          return counts.map((bytes) => ({ bytes }));
         };
-  await transfer(1); // warm: page cache, connection pool, code paths
+  if (spec.warmup ?? true) await transfer(1); // warm: page cache, connection pool, code paths
   const runs: TimedRun[] = [];
   mark(markers.start);
   for (let rep = 0; rep < spec.reps; rep++) {
     const cpu = cpuWithChildren();
     const start = performance.now();
-    const counts = await transfer(spec.parallel);
+    const transfers = await transfer(spec.parallel);
     const seconds = (performance.now() - start) / 1000;
     const used = cpuWithChildren() - cpu;
-    for (const count of counts) {
-      if (count !== spec.expectedBytes)
-        throw new Error(`stream returned ${count} bytes, expected ${spec.expectedBytes}`);
+    for (const { bytes } of transfers) {
+      if (bytes !== spec.expectedBytes)
+        throw new Error(`stream returned ${bytes} bytes, expected ${spec.expectedBytes}`);
     }
-    if (counts.length !== spec.parallel)
-      throw new Error(`${counts.length} transfers finished, expected ${spec.parallel}`);
-    runs.push({ seconds, bytes: counts.reduce((a, b) => a + b, 0), clientCpuSec: used });
+    if (transfers.length !== spec.parallel)
+      throw new Error(`${transfers.length} transfers finished, expected ${spec.parallel}`);
+    runs.push({
+      seconds,
+      bytes: transfers.reduce((a, t) => a + t.bytes, 0),
+      clientCpuSec: used,
+      ...(spec.client === 'curl' ? { transfers } : {}),
+    });
   }
   mark(markers.end);
   return { runs };

@@ -107,3 +107,115 @@ export function formatCpuTable(
     new Set([1, 2, 3, 4, 5, 6]),
   );
 }
+
+// ── the pull-through bench: a baseline and two caches per row ──────────────────────────────────
+
+export type CacheTarget =
+  /** Slipway / baseline must be at least `value`. */
+  | { kind: 'baseline-ratio-min'; value: number; text: string }
+  /** Slipway's own figure must be exactly `value` (a count). */
+  | { kind: 'equals'; value: number; text: string };
+
+/**
+ * One row of the pull-through bench: the same measurement through Slipway's cache and through
+ * Distribution's (the "reference"), next to a baseline without a cache in the way (a direct GET from
+ * the upstream, or a repository pushed to Slipway).
+ */
+export interface CacheRow {
+  group: string;
+  label: string;
+  unit: string;
+  /** What the baseline is: "direct", "local repo"; empty when the row has none. */
+  baselineLabel: string;
+  baseline: number | undefined;
+  reference: number | undefined;
+  slipway: number | undefined;
+  target?: CacheTarget;
+  digits: number;
+  lowerIsBetter?: boolean;
+  result?: 'PASS' | 'MISS' | '';
+}
+
+const ratioOf = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+
+export function evaluateCacheRow(row: CacheRow): CacheRow {
+  const { target, slipway } = row;
+  let result: CacheRow['result'] = '';
+  if (target && slipway !== undefined) {
+    if (target.kind === 'equals') result = slipway === target.value ? 'PASS' : 'MISS';
+    else {
+      const ratio = ratioOf(slipway, row.baseline);
+      if (ratio !== undefined) result = ratio >= target.value ? 'PASS' : 'MISS';
+    }
+  }
+  row.result = result;
+  return row;
+}
+
+/** A Markdown table: row, unit, baseline, both caches, the ratios among them, target, PASS/MISS. */
+export function formatCacheTable(rows: CacheRow[]): string {
+  const ratio = (a: number | undefined, b: number | undefined) => {
+    const r = ratioOf(a, b);
+    return r === undefined ? '' : `${r.toFixed(2)}×`;
+  };
+  const body = rows.map((row) => {
+    evaluateCacheRow(row);
+    return [
+      row.label,
+      row.unit,
+      row.baselineLabel,
+      row.baseline === undefined ? '' : format(row.baseline, row.digits),
+      format(row.reference, row.digits),
+      format(row.slipway, row.digits),
+      ratio(row.slipway, row.baseline),
+      ratio(row.reference, row.baseline),
+      ratio(row.slipway, row.reference),
+      row.target?.text ?? '',
+      row.result ?? '',
+    ];
+  });
+  return table(
+    [
+      'Row',
+      'Unit',
+      'Baseline',
+      '',
+      'Distribution',
+      'Slipway',
+      'Slipway/Base',
+      'Distr./Base',
+      'Slipway/Distr.',
+      'Target',
+      'Result',
+    ],
+    body,
+    new Set([3, 4, 5, 6, 7, 8]),
+  );
+}
+
+/** Average cores busy along one path while a row was measured. */
+export interface PathCpu {
+  /** The cache (none for a direct GET). */
+  cache?: number;
+  /** The upstream registry and the counting proxy in front of it. */
+  upstream: number;
+  client: number;
+  other: number;
+}
+
+export interface CpuLine {
+  row: string;
+  path: string;
+  cpu: PathCpu;
+}
+
+/** Cores busy per row and path: the cache, the upstream side (registry and counting proxy), client, rest. */
+export function formatCacheCpuTable(lines: CpuLine[]): string {
+  const f = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(2));
+  return table(
+    ['Row', 'Path', 'cache', 'upstream side', 'client', 'other'],
+    lines.map((l) => [l.row, l.path, f(l.cpu.cache), f(l.cpu.upstream), f(l.cpu.client), f(l.cpu.other)]),
+    new Set([2, 3, 4, 5]),
+  );
+}

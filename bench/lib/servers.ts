@@ -1,9 +1,11 @@
-/** Starting, watching and stopping the two registries under test. */
+/** Starting, watching and stopping the registries under test, and the counting proxies in front of them. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ProxiedRequest } from './counting-proxy.ts';
 
 export type ServerId = 'reference' | 'slipway';
 
@@ -101,16 +103,24 @@ function stopper(child: ChildProcess): () => Promise<void> {
 /**
  * Starts `bin/slipway.js serve` of the checkout at `repoRoot`. `as` makes it stand in for the
  * reference (A/B runs of two Slipway checkouts); its data and log then get their own names.
+ * `configYaml`, when given, is written next to the data directory and passed with `--config`.
  */
 export async function startSlipway(
   repoRoot: string,
   workDir: string,
   as: ServerId = 'slipway',
+  options: { configYaml?: string } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
   const suffix = as === 'slipway' ? '' : `-${as}`;
   const dataDir = join(workDir, `slipway-data${suffix}`);
   const logFile = join(workDir, `slipway${suffix}.log`);
+  const configArgs: string[] = [];
+  if (options.configYaml !== undefined) {
+    const configFile = join(workDir, `slipway${suffix}.yml`);
+    await writeFile(configFile, options.configYaml);
+    configArgs.push('--config', configFile);
+  }
   const child = launch(
     process.execPath,
     [
@@ -123,6 +133,7 @@ export async function startSlipway(
       dataDir,
       '--log-level',
       'warn',
+      ...configArgs,
     ],
     { cwd: repoRoot, env: { ...process.env, SLIPWAY_GC_ENABLED: '0', SLIPWAY_AUTH_ENABLED: '0' }, logFile },
   );
@@ -153,16 +164,28 @@ function slipwayNodeArgs(): string[] {
   return (process.env.BENCH_SLIPWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
 
-export async function startDistribution(workDir: string): Promise<RunningServer> {
+export interface DistributionOptions {
+  /** Names its data directory, config and log in the work directory (default `distribution`). */
+  name?: string;
+  label?: string;
+  /** Proxy mode: a pull-through cache of the registry at this URL (read-only). */
+  proxyRemoteUrl?: string;
+}
+
+export async function startDistribution(
+  workDir: string,
+  options: DistributionOptions = {},
+): Promise<RunningServer> {
   if (!existsSync(distributionBinary)) {
     throw new Error(
       `${distributionBinary} not found: apt-get install -y docker-registry (or set BENCH_DISTRIBUTION_BIN)`,
     );
   }
+  const name = options.name ?? 'distribution';
   const port = await freePort();
-  const root = join(workDir, 'distribution-data');
+  const root = join(workDir, `${name}-data`);
   await mkdir(root, { recursive: true });
-  const configFile = join(workDir, 'distribution.yml');
+  const configFile = join(workDir, `${name}.yml`);
   // Closest to Slipway's defaults: filesystem storage, in-memory blob descriptor cache, no auth,
   // no access log, no background jobs.
   await writeFile(
@@ -185,10 +208,11 @@ export async function startDistribution(workDir: string): Promise<RunningServer>
       '      enabled: false',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.proxyRemoteUrl ? ['proxy:', `  remoteurl: ${options.proxyRemoteUrl}`] : []),
       '',
     ].join('\n'),
   );
-  const logFile = join(workDir, 'distribution.log');
+  const logFile = join(workDir, `${name}.log`);
   const child = launch(distributionBinary, ['serve', configFile], { logFile });
   const base = `http://127.0.0.1:${port}`;
   const stop = stopper(child);
@@ -200,7 +224,7 @@ export async function startDistribution(workDir: string): Promise<RunningServer>
   }
   return {
     id: 'reference',
-    label: 'Distribution',
+    label: options.label ?? 'Distribution',
     version: distributionVersion(),
     base,
     pid: child.pid!,
@@ -208,6 +232,56 @@ export async function startDistribution(workDir: string): Promise<RunningServer>
     logFile,
     stop,
   };
+}
+
+/** A counting reverse proxy (`bench/lib/counting-proxy.ts`) in front of a registry. */
+export interface CountingProxy {
+  label: string;
+  base: string;
+  pid: number;
+  logFile: string;
+  /** Every request forwarded since the last reset. */
+  requests(): Promise<ProxiedRequest[]>;
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const countingProxyScript = join(dirname(fileURLToPath(import.meta.url)), 'counting-proxy.ts');
+
+/** Starts a counting proxy to `target` in its own process; `name` names its log in the work directory. */
+export async function startCountingProxy(
+  target: string,
+  workDir: string,
+  name: string,
+): Promise<CountingProxy> {
+  const logFile = join(workDir, `${name}.log`);
+  const child = launch(process.execPath, [countingProxyScript, target], { logFile });
+  const stop = stopper(child);
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      child.once('exit', (code) => reject(new Error(`counting proxy exited (${code}): ${tail(logFile)}`)));
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitReady(base, child, logFile);
+    const control = async (method: 'GET' | 'DELETE') => {
+      const response = await fetch(`${base}/-/requests`, { method });
+      if (response.status !== 200) throw new Error(`${name}: ${method} /-/requests gave ${response.status}`);
+      return (await response.json()) as ProxiedRequest[];
+    };
+    return {
+      label: name,
+      base,
+      pid: child.pid!,
+      logFile,
+      requests: () => control('GET'),
+      reset: async () => void (await control('DELETE')),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 export function distributionVersion(): string {
