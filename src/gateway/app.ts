@@ -53,6 +53,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     subscriptions: services.subscriptions,
     deliveries: services.deliveries,
     sessionLifetime: services.config.auth.sessionLifetime,
+    upstreams: services.upstreamCatalog,
+    purgeCache: (upstream) => services.store.deleteNamespaceRepositories(upstream),
   });
   await app.register(tokenRoutes, {
     tokens: services.auth.tokens,

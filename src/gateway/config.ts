@@ -1,3 +1,4 @@
+import type { PullPolicy } from '../mirror/cache/upstreams.ts';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -67,6 +68,13 @@ const namespaceName = z
     'expected a namespace name: lowercase letters and digits, with . _ or - between them',
   );
 
+export const pullPolicy = z
+  .string()
+  .regex(/^(anonymous|users|org:[a-z0-9]+(?:[._-][a-z0-9]+)*)$/, {
+    error: 'expected anonymous, users or org:<organization>',
+  })
+  .transform((value) => value as PullPolicy);
+
 const upstreamSchema = z
   .strictObject({
     /** The namespace clients pull through, e.g. `dockerhub` for `dockerhub/library/nginx`. */
@@ -91,6 +99,8 @@ const upstreamSchema = z
     maxConnections: z.number().int().positive().default(16),
     /** How long to wait for the upstream to start answering a request. */
     timeout: duration.default(30),
+    /** Who may pull through it: `anonymous`, `users` (any signed-in account) or `org:<organization>`. */
+    pull: pullPolicy.default('users'),
     /** After `failures` failed requests in a row, stop asking for `cooldown`, then try one request. */
     circuitBreaker: z
       .strictObject({

@@ -15,6 +15,8 @@ import { openPostgres } from '../db/postgres.ts';
 import { GarbageCollector, type GcPolicy } from '../registry/gc.ts';
 import { LocalRegistryStore } from '../registry/local-store.ts';
 import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
+import { UpstreamCatalog } from '../mirror/cache/upstream-catalog.ts';
+import { UpstreamStore } from '../mirror/cache/upstream-store.ts';
 import { ProxyUpstreams } from '../mirror/cache/upstreams.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { MetadataCache } from '../registry/metadata/cache.ts';
@@ -31,9 +33,11 @@ export interface Services {
   db: Database;
   driver: BlobDriver;
   store: LocalRegistryStore;
-  /** What /v2 serves: the local store, behind the pull-through cache when upstreams are configured. */
+  /** What /v2 serves: the local store behind the pull-through cache. */
   registryStore: RegistryStore;
   upstreams: ProxyUpstreams;
+  /** The upstreams of the config file and of the API, kept the same on every replica. */
+  upstreamCatalog: UpstreamCatalog;
   tagHistory: TagHistory;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
@@ -92,13 +96,22 @@ export async function createServices(config: Config): Promise<Services> {
       tagChanges: outbox.tagChangeListener(),
     });
     const upstreams = new ProxyUpstreams(config.proxy.upstreams);
-    let registryStore: RegistryStore = store;
-    if (config.proxy.upstreams.length > 0) {
-      const spoolDir = join(config.dataDir, 'proxy-spool');
-      const proxyCache = new ProxyCacheStore({ db, local: store, upstreams, spoolDir });
-      await proxyCache.sweepSpool();
-      registryStore = proxyCache;
-    }
+    const upstreamCatalog = new UpstreamCatalog({
+      upstreams,
+      store: new UpstreamStore(db, sealedBox),
+      namespaceTaken: async (name) =>
+        (await db.query('SELECT 1 FROM accounts WHERE name = $1', [name])).rows.length > 0,
+    });
+    await upstreamCatalog.start();
+    // Always in front: upstreams may be added through the API at any time.
+    const proxyCache = new ProxyCacheStore({
+      db,
+      local: store,
+      upstreams,
+      spoolDir: join(config.dataDir, 'proxy-spool'),
+    });
+    await proxyCache.sweepSpool();
+    const registryStore: RegistryStore = proxyCache;
     const tagHistory = new TagHistory(
       db,
       (repository, tag) => cache.forgetTag(repository, tag),
@@ -114,7 +127,7 @@ export async function createServices(config: Config): Promise<Services> {
       blobGraceSeconds: config.gc.blobGrace,
       uploadExpirySeconds: config.gc.uploadExpiry,
     };
-    const auth = await createAuth(config, db, store);
+    const auth = await createAuth(config, db, store, upstreams);
     const subscriptions = new SubscriptionStore({
       db,
       sealedBox,
@@ -137,6 +150,7 @@ export async function createServices(config: Config): Promise<Services> {
       store,
       registryStore,
       upstreams,
+      upstreamCatalog,
       tagHistory,
       gc,
       gcPolicy,
@@ -153,6 +167,7 @@ export async function createServices(config: Config): Promise<Services> {
       close: async () => {
         await auth.audit.flush();
         await driver.close();
+        upstreamCatalog.stop();
         await upstreams.close();
         await eventDelivery.close();
         await redis!.close();

@@ -1,4 +1,5 @@
 import type { Database } from '../db/database.ts';
+import type { PullPolicy } from '../mirror/cache/upstreams.ts';
 import { forbidden, notFound } from '../errors.ts';
 import type { Principal } from './accounts.ts';
 import type { AuditLog } from './audit.ts';
@@ -7,6 +8,7 @@ import {
   actionsOf,
   grant,
   insertRepository,
+  isOrganizationMember,
   resolveAccess,
   roleAllows,
   type RegistryAction,
@@ -21,13 +23,20 @@ import { namespaceOf } from './names.ts';
 export class AccessPolicy {
   readonly #db: Database;
   readonly #audit: AuditLog;
-  readonly #proxyNamespaces: ReadonlySet<string>;
+  readonly #pullPolicyOf: (namespace: string) => PullPolicy | undefined;
 
-  /** `proxyNamespaces`: the namespaces that are pull-through caches of upstream registries. */
-  constructor(db: Database, audit: AuditLog, options: { proxyNamespaces?: ReadonlySet<string> } = {}) {
+  /**
+   * `pullPolicyOf`: for a namespace that is a pull-through cache of an upstream registry, who may
+   * pull through it; undefined for every other namespace.
+   */
+  constructor(
+    db: Database,
+    audit: AuditLog,
+    options: { pullPolicyOf?: (namespace: string) => PullPolicy | undefined } = {},
+  ) {
     this.#db = db;
     this.#audit = audit;
-    this.#proxyNamespaces = options.proxyNamespaces ?? new Set();
+    this.#pullPolicyOf = options.pullPolicyOf ?? (() => undefined);
   }
 
   /** The principal's role on an existing repository, or null. */
@@ -47,9 +56,12 @@ export class AccessPolicy {
     requested: readonly RegistryAction[],
   ): Promise<RegistryAction[]> {
     const namespace = namespaceOf(repository);
-    if (namespace !== null && this.#proxyNamespaces.has(namespace)) {
-      // A pull-through cache: any signed-in account pulls; nobody pushes or deletes there.
-      return principal.kind === 'account' ? requested.filter((action) => action === 'pull') : [];
+    const pullPolicy = namespace === null ? undefined : this.#pullPolicyOf(namespace);
+    if (pullPolicy !== undefined) {
+      // A pull-through cache: pulled by whom its policy lets; nobody pushes or deletes there.
+      return (await this.#mayPullThrough(principal, pullPolicy))
+        ? requested.filter((action) => action === 'pull')
+        : [];
     }
     const facts = await accessFacts(this.#db, principal, repository);
     const { role, canCreate } = resolveAccess(principal, facts);
@@ -61,6 +73,13 @@ export class AccessPolicy {
       allowed = ['pull'];
     }
     return requested.filter((action) => allowed.includes(action));
+  }
+
+  async #mayPullThrough(principal: Principal, policy: PullPolicy): Promise<boolean> {
+    if (policy === 'anonymous') return true;
+    if (principal.kind !== 'account') return false;
+    if (policy === 'users' || principal.account.superuser) return true;
+    return isOrganizationMember(this.#db, principal.account.id, policy.slice('org:'.length));
   }
 
   async #createOnPush(principal: Extract<Principal, { kind: 'account' }>, repository: string) {

@@ -32,7 +32,10 @@ export type AuditKind =
   | 'revoke_personal_token'
   | 'add_repo_notification'
   | 'change_repo_notification'
-  | 'delete_repo_notification';
+  | 'delete_repo_notification'
+  | 'create_proxy_upstream'
+  | 'change_proxy_upstream'
+  | 'delete_proxy_upstream';
 
 export interface AuditEntry {
   kind: AuditKind;

@@ -255,3 +255,20 @@ export async function revoke(q: Queryable, repositoryId: number, grantee: Grante
         ]);
   return rowCount > 0;
 }
+
+/** Whether the account is on a team of the organization, or is one of its robots. */
+export async function isOrganizationMember(
+  q: Queryable,
+  accountId: number,
+  organization: string,
+): Promise<boolean> {
+  const { rows } = await q.query(
+    `SELECT 1 FROM accounts o
+      WHERE o.name = $2 AND o.kind = 'organization'
+        AND (EXISTS (SELECT 1 FROM teams t JOIN team_members m ON m.team_id = t.id
+                      WHERE t.organization_id = o.id AND m.account_id = $1)
+             OR EXISTS (SELECT 1 FROM accounts r WHERE r.id = $1 AND r.owner_id = o.id))`,
+    [accountId, organization],
+  );
+  return rows.length > 0;
+}

@@ -744,7 +744,7 @@ function requireUser(principal: Principal): Account {
   return account;
 }
 
-function requireSuperuser(principal: Principal): void {
+export function requireSuperuser(principal: Principal): void {
   if (!requireAccount(principal).superuser) throw forbidden('only superusers can do this');
 }
 

@@ -507,6 +507,13 @@ export class LocalRegistryStore implements RegistryStore {
     if (!deleted) throw new OciError('NAME_UNKNOWN', `repository ${repository} is not known`);
   }
 
+  /** Removes every repository under `namespace/`, as `deleteRepository` does; how many there were. */
+  async deleteNamespaceRepositories(namespace: string): Promise<number> {
+    const names = await sql.repositoriesInNamespace(this.#db, namespace);
+    for (const name of names) await this.deleteRepository(name);
+    return names.length;
+  }
+
   /** For garbage collection: drop cached links of blobs it removed. */
   forgetBlobs(digests: ReadonlySet<string>): void {
     this.#cache.forgetBlobEverywhere(digests);

@@ -71,6 +71,7 @@ describe('configuration', () => {
         maxConnections: 16,
         timeout: 30,
         circuitBreaker: { failures: 5, cooldown: 30 },
+        pull: 'users',
       },
     ]);
     expect((await loadConfig({ env: {} })).proxy.upstreams).toEqual([]);

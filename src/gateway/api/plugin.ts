@@ -14,6 +14,7 @@ import type { Authenticator } from '../../identity/authenticator.ts';
 import type { IdentityService } from '../../identity/service.ts';
 import { OciError } from '../../registry/errors.ts';
 import type { TagHistory } from '../../registry/tag-history.ts';
+import type { UpstreamCatalog } from '../../mirror/cache/upstream-catalog.ts';
 import { principalOf } from './authentication.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { notificationRoutes } from './routes/notifications.ts';
@@ -21,6 +22,7 @@ import { organizationRoutes } from './routes/organizations.ts';
 import { repositoryRoutes } from './routes/repositories.ts';
 import { robotRoutes } from './routes/robots.ts';
 import { tagRoutes } from './routes/tags.ts';
+import { upstreamRoutes } from './routes/upstreams.ts';
 import { userRoutes } from './routes/users.ts';
 import { callerRoutes } from './routes/caller.ts';
 import type { RouteOptions } from './routes.ts';
@@ -36,6 +38,10 @@ export interface ApiOptions {
   deliveries: DeliveryControl;
   /** Seconds a session cookie lasts. */
   sessionLifetime: number;
+  /** Pull-through upstreams (the `/proxy/upstreams` routes). */
+  upstreams: UpstreamCatalog;
+  /** Deletes the cached repositories of a removed upstream; how many there were. */
+  purgeCache: (upstream: string) => Promise<number>;
 }
 
 declare module 'fastify' {
@@ -111,6 +117,8 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
     subscriptions: options.subscriptions,
     deliveries: options.deliveries,
     sessionLifetime: options.sessionLifetime,
+    upstreams: options.upstreams,
+    purgeCache: options.purgeCache,
     contextOf: (request) => ({ ip: request.ip }),
   };
   await app.register(callerRoutes, routes);
@@ -121,6 +129,7 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
   await app.register(tagRoutes, routes);
   await app.register(auditRoutes, routes);
   await app.register(notificationRoutes, routes);
+  await app.register(upstreamRoutes, routes);
 };
 
 function sendError(

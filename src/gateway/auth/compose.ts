@@ -7,6 +7,7 @@ import { AuditLog } from '../../identity/audit.ts';
 import { Authenticator } from '../../identity/authenticator.ts';
 import { LoginThrottle } from '../../identity/login-throttle.ts';
 import { IdentityService } from '../../identity/service.ts';
+import type { ProxyUpstreams } from '../../mirror/cache/upstreams.ts';
 import type { LocalRegistryStore } from '../../registry/local-store.ts';
 import { parseRepositoryName } from '../../registry/names.ts';
 import { openAccess, type RegistryAccess } from '../../registry/http/access.ts';
@@ -29,10 +30,15 @@ export interface Auth {
 
 export const initialPasswordFile = 'initial-admin-password';
 
-export async function createAuth(config: Config, db: Database, store: LocalRegistryStore): Promise<Auth> {
+export async function createAuth(
+  config: Config,
+  db: Database,
+  store: LocalRegistryStore,
+  upstreams: ProxyUpstreams,
+): Promise<Auth> {
   const audit = new AuditLog(db);
   const policy = new AccessPolicy(db, audit, {
-    proxyNamespaces: new Set(config.proxy.upstreams.map((upstream) => upstream.name)),
+    pullPolicyOf: (namespace) => upstreams.get(namespace)?.pull,
   });
   const { loginThrottle } = config.auth;
   const authenticator = new Authenticator(

@@ -14,7 +14,18 @@ export interface ProxyUpstream {
   freshnessSeconds: number;
   staleIfError: boolean;
   negativeTtlSeconds: number;
+  /** Who may pull through it. */
+  pull: PullPolicy;
+  /** Where it is declared: the config file (read-only through the API), or the API. */
+  source: UpstreamSource;
+  /** Everything it was made from. */
+  settings: UpstreamSettings;
 }
+
+/** Anyone (anonymous included), any signed-in account, or the members and robots of an organization. */
+export type PullPolicy = 'anonymous' | 'users' | `org:${string}`;
+
+export type UpstreamSource = 'config' | 'api';
 
 export interface UpstreamSettings {
   name: string;
@@ -30,6 +41,7 @@ export interface UpstreamSettings {
   /** Seconds to wait for an answer to start. */
   timeout: number;
   circuitBreaker: { failures: number; cooldown: number };
+  pull: PullPolicy;
 }
 
 /** A repository name resolved to its upstream. */
@@ -43,46 +55,62 @@ export interface ProxyRoute {
 const dockerHubHosts = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
 /**
- * The configured upstreams, and which repository names belong to them: those whose first component
- * is an upstream's name (`dockerhub/library/nginx`), and, for containerd's `?ns=docker.io`, names
- * asked for on behalf of one of an upstream's hosts.
+ * The upstreams, and which repository names belong to them: those whose first component is an
+ * upstream's name (`dockerhub/library/nginx`), and, for containerd's `?ns=docker.io`, names asked for
+ * on behalf of one of an upstream's hosts. Those of the config file are fixed; those managed through
+ * the API are replaced whenever they change (`replaceManaged`), keeping the client, its connections
+ * and its tokens of every upstream whose settings did not change.
  */
 export class ProxyUpstreams {
-  readonly #byName = new Map<string, ProxyUpstream>();
-  readonly #byHost = new Map<string, ProxyUpstream>();
+  readonly #configured: readonly UpstreamSettings[];
+  #byName = new Map<string, ProxyUpstream>();
+  #byHost = new Map<string, ProxyUpstream>();
 
-  constructor(settings: readonly UpstreamSettings[]) {
-    for (const s of settings) {
-      const upstream: ProxyUpstream = {
-        name: s.name,
-        url: s.url,
-        hosts: s.hosts,
-        client: new UpstreamClient({
-          url: s.url,
-          name: s.name,
-          tlsVerify: s.tlsVerify,
-          maxConnections: s.maxConnections,
-          timeouts: { headersMs: s.timeout * 1000, connectMs: Math.min(s.timeout * 1000, 5_000) },
-          circuitBreaker: {
-            failureThreshold: s.circuitBreaker.failures,
-            cooldownMs: s.circuitBreaker.cooldown * 1000,
-          },
-          ...(s.username !== undefined && s.password !== undefined
-            ? { credentials: { username: s.username, password: s.password } }
-            : {}),
-        }),
-        freshnessSeconds: s.freshness,
-        staleIfError: s.staleIfError,
-        negativeTtlSeconds: s.negativeTtl,
-      };
-      this.#byName.set(s.name, upstream);
-      for (const host of s.hosts) this.#byHost.set(host.toLowerCase(), upstream);
+  constructor(configured: readonly UpstreamSettings[]) {
+    this.#configured = configured;
+    this.replaceManaged([]);
+  }
+
+  /** Takes the API-managed upstreams as they now are. */
+  replaceManaged(managed: readonly UpstreamSettings[]): void {
+    const previous = this.#byName;
+    const byName = new Map<string, ProxyUpstream>();
+    const byHost = new Map<string, ProxyUpstream>();
+    const declared = [
+      ...this.#configured.map((settings) => ({ settings, source: 'config' as const })),
+      ...managed.map((settings) => ({ settings, source: 'api' as const })),
+    ];
+    for (const { settings, source } of declared) {
+      if (byName.has(settings.name)) continue;
+      const kept = previous.get(settings.name);
+      const upstream =
+        kept && kept.source === source && sameSettings(kept.settings, settings)
+          ? kept
+          : createUpstream(settings, source);
+      byName.set(settings.name, upstream);
+      for (const host of settings.hosts) {
+        if (!byHost.has(host.toLowerCase())) byHost.set(host.toLowerCase(), upstream);
+      }
+    }
+    this.#byName = byName;
+    this.#byHost = byHost;
+    for (const [name, upstream] of previous) {
+      // Requests under way finish first: closing an undici agent waits for them.
+      if (byName.get(name) !== upstream) void upstream.client.close().catch(() => {});
     }
   }
 
   /** The namespaces that are pull-through caches. */
   get namespaces(): ReadonlySet<string> {
     return new Set(this.#byName.keys());
+  }
+
+  get(name: string): ProxyUpstream | undefined {
+    return this.#byName.get(name);
+  }
+
+  list(): ProxyUpstream[] {
+    return [...this.#byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** The upstream a repository name belongs to, or null for an ordinary repository. */
@@ -111,4 +139,36 @@ export class ProxyUpstreams {
   async close(): Promise<void> {
     await Promise.all([...this.#byName.values()].map((u) => u.client.close()));
   }
+}
+
+function createUpstream(s: UpstreamSettings, source: UpstreamSource): ProxyUpstream {
+  return {
+    name: s.name,
+    url: s.url,
+    hosts: s.hosts,
+    client: new UpstreamClient({
+      url: s.url,
+      name: s.name,
+      tlsVerify: s.tlsVerify,
+      maxConnections: s.maxConnections,
+      timeouts: { headersMs: s.timeout * 1000, connectMs: Math.min(s.timeout * 1000, 5_000) },
+      circuitBreaker: {
+        failureThreshold: s.circuitBreaker.failures,
+        cooldownMs: s.circuitBreaker.cooldown * 1000,
+      },
+      ...(s.username !== undefined && s.password !== undefined
+        ? { credentials: { username: s.username, password: s.password } }
+        : {}),
+    }),
+    freshnessSeconds: s.freshness,
+    staleIfError: s.staleIfError,
+    negativeTtlSeconds: s.negativeTtl,
+    pull: s.pull,
+    source,
+    settings: s,
+  };
+}
+
+function sameSettings(a: UpstreamSettings, b: UpstreamSettings): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -38,6 +38,15 @@ export async function deleteRepository(q: Queryable, name: RepositoryName): Prom
   return rowCount > 0;
 }
 
+/** The repositories whose first name component is `namespace`. */
+export async function repositoriesInNamespace(q: Queryable, namespace: string): Promise<RepositoryName[]> {
+  const { rows } = await q.query<{ name: RepositoryName }>(
+    `SELECT name FROM repositories WHERE starts_with(name, $1) ORDER BY name`,
+    [`${namespace}/`],
+  );
+  return rows.map((row) => row.name);
+}
+
 export async function ensureRepository(q: Queryable, name: RepositoryName): Promise<number> {
   const existing = await findRepositoryId(q, name);
   if (existing !== null) return existing;
