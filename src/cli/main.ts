@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, SlipwayError } from '../errors.ts';
 import { registerAdmin } from './commands/admin.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerEvict } from './commands/evict.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerNotify } from './commands/notify.ts';
@@ -29,6 +30,7 @@ function buildProgram(): Command {
     registerServe,
     registerWorker,
     registerGc,
+    registerEvict,
     registerLogin,
     registerAdmin,
     registerOrg,

@@ -18,6 +18,30 @@ const duration = z.preprocess(
   z.number({ error: 'expected a duration such as 30, "90s", "15m", "24h" or "7d"' }).nonnegative(),
 );
 
+const byteUnits: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** Bytes, given as a number or as "500MiB", "50GiB", "2TB" (KB, MB, GB, TB are powers of 1000). */
+const byteSize = z.preprocess(
+  (value) => {
+    if (typeof value !== 'string') return value;
+    const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)?$/i.exec(value.trim());
+    const unit = byteUnits[(match?.[2] ?? 'b').toLowerCase()];
+    if (!match || unit === undefined) return value;
+    return Math.round(Number(match[1]) * unit);
+  },
+  z.number({ error: 'expected bytes, e.g. 1073741824, "500MiB", "50GiB" or "2TB"' }).int().nonnegative(),
+);
+
 const listen = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:5000');
@@ -75,6 +99,14 @@ export const pullPolicy = z
   })
   .transform((value) => value as PullPolicy);
 
+/** `tag-glob`, or `repository-glob:tag-glob` with the repository as named on the upstream or under the namespace. */
+const pinPattern = z
+  .string()
+  .regex(
+    /^(?:[^\s:]+:)?[^\s:]+$/,
+    'expected a tag glob such as "v*", or "repository:tag" such as "library/nginx:1.*"',
+  );
+
 const upstreamSchema = z
   .strictObject({
     /** The namespace clients pull through, e.g. `dockerhub` for `dockerhub/library/nginx`. */
@@ -108,6 +140,10 @@ const upstreamSchema = z
         cooldown: duration.default(30),
       })
       .default({ failures: 5, cooldown: 30 }),
+    /** What the cached repositories may hold; beyond it the least recently pulled tags are evicted. */
+    storageBudget: byteSize.optional(),
+    /** Tags never evicted: tag globs (`v*`), or `repository:tag` globs (`library/nginx:1.*`). */
+    pinned: z.array(pinPattern).default([]),
   })
   .refine((u) => (u.username === undefined) === (u.password === undefined), {
     message: 'give both username and password, or neither',
@@ -116,6 +152,8 @@ const upstreamSchema = z
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 
 const proxySchema = z.strictObject({
+  /** How often upstreams over their storage budget are brought back under it; 0 turns eviction off. */
+  evictionInterval: duration.default(300),
   upstreams: z
     .array(upstreamSchema)
     .default([])
@@ -242,7 +280,7 @@ export const configSchema = z.strictObject({
     }),
   events: eventsSchema.default(eventsSchema.parse({})),
   /** Pull-through caches of upstream registries. */
-  proxy: proxySchema.default({ upstreams: [] }),
+  proxy: proxySchema.default(proxySchema.parse({})),
   shutdownGrace: duration.default(30),
 });
 

@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { hostname } from 'node:os';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import { tuneGarbageCollectionForStreaming } from './runtime-tuning.ts';
+import type { EvictionReport } from '../mirror/cache/eviction.ts';
 import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -47,13 +48,16 @@ export async function startServer(config: Config): Promise<RunningServer> {
     );
   }
   if (services.registryStore instanceof ProxyCacheStore) services.registryStore.useLogger(app.log);
+  services.pullTracker.start(app.log);
   const gcTimer = config.gc.enabled ? scheduleGc(app, services) : undefined;
+  const evictionTimer = config.proxy.evictionInterval > 0 ? scheduleEviction(app, services) : undefined;
   // After listening, so deliveries carry the public URL it settled on.
   const delivery = config.events.worker ? services.eventDelivery.start({ logger: app.log }) : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       if (gcTimer) clearInterval(gcTimer);
+      if (evictionTimer) clearInterval(evictionTimer);
       await app.close();
       await delivery?.stop();
       await services.close();
@@ -75,6 +79,57 @@ function scheduleGc(app: FastifyInstance, services: Services): NodeJS.Timeout {
   const timer = setInterval(run, services.config.gc.interval * 1000);
   timer.unref();
   return timer;
+}
+
+function scheduleEviction(app: FastifyInstance, services: Services): NodeJS.Timeout {
+  const run = async () => {
+    try {
+      const report = await services.cacheEviction.run();
+      if (report) logEviction(app.log, report);
+    } catch (error) {
+      app.log.error({ err: error }, 'cache eviction failed; it will run again at the next interval');
+    }
+  };
+  const timer = setInterval(run, services.config.proxy.evictionInterval * 1000);
+  timer.unref();
+  return timer;
+}
+
+/** Most entries named in one log line. */
+const loggedEntries = 100;
+
+function logEviction(log: FastifyBaseLogger, report: EvictionReport): void {
+  for (const upstream of report.upstreams) {
+    const { evicted } = upstream;
+    if (evicted.length > 0) {
+      const entries = evicted
+        .slice(0, loggedEntries)
+        .map((e) => (e.tag === null ? `${e.repository}@${e.digest}` : `${e.repository}:${e.tag}`));
+      if (evicted.length > loggedEntries) entries.push(`… and ${evicted.length - loggedEntries} more`);
+      log.info(
+        {
+          upstream: upstream.upstream,
+          budget: upstream.budget,
+          bytes: upstream.bytes,
+          evictedBytes: upstream.evictedBytes,
+          evicted: entries,
+        },
+        'evicted the least recently pulled cache entries of an upstream over its storage budget',
+      );
+    }
+    if (upstream.overBudget) {
+      log.warn(
+        { upstream: upstream.upstream, budget: upstream.budget, bytes: upstream.bytes },
+        'upstream cache is still over its storage budget with nothing left to evict: what is left is pinned',
+      );
+    }
+  }
+  if (report.blobsDeleted > 0) {
+    log.info(
+      { blobs: report.blobsDeleted, bytes: report.bytesDeleted },
+      'deleted blobs that only evicted cache entries used',
+    );
+  }
 }
 
 function isWildcard(host: string): boolean {

@@ -14,7 +14,10 @@ import { openPglite } from '../db/pglite.ts';
 import { openPostgres } from '../db/postgres.ts';
 import { GarbageCollector, type GcPolicy } from '../registry/gc.ts';
 import { LocalRegistryStore } from '../registry/local-store.ts';
+import { CacheEvictor } from '../mirror/cache/eviction.ts';
+import { createCacheMetrics } from '../mirror/cache/metrics.ts';
 import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
+import { PullTracker } from '../mirror/cache/pull-tracker.ts';
 import { UpstreamCatalog } from '../mirror/cache/upstream-catalog.ts';
 import { UpstreamStore } from '../mirror/cache/upstream-store.ts';
 import { ProxyUpstreams } from '../mirror/cache/upstreams.ts';
@@ -41,6 +44,10 @@ export interface Services {
   tagHistory: TagHistory;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
+  /** Notes pulls of cached tags and writes them in batches; `start` it where pulls are served. */
+  pullTracker: PullTracker;
+  /** Keeps each upstream's cache within its storage budget. */
+  cacheEviction: CacheEvictor;
   metricsRegistry: MetricsRegistry;
   metrics: RegistryMetrics;
   auth: Auth;
@@ -104,11 +111,13 @@ export async function createServices(config: Config): Promise<Services> {
     });
     await upstreamCatalog.start();
     // Always in front: upstreams may be added through the API at any time.
+    const pullTracker = new PullTracker(db);
     const proxyCache = new ProxyCacheStore({
       db,
       local: store,
       upstreams,
       spoolDir: join(config.dataDir, 'proxy-spool'),
+      pulls: pullTracker,
     });
     await proxyCache.sweepSpool();
     const registryStore: RegistryStore = proxyCache;
@@ -121,6 +130,14 @@ export async function createServices(config: Config): Promise<Services> {
       expireUpload: (id) => store.expireUpload(id),
       forgetBlobs: (digests) => store.forgetBlobs(digests),
       forgetManifest: (repository, digest) => store.forgetManifest(repository, digest),
+    });
+    const cacheEviction = new CacheEvictor({
+      db,
+      upstreams,
+      gc,
+      pulls: pullTracker,
+      cache,
+      metrics: createCacheMetrics(metricsRegistry),
     });
     const gcPolicy: GcPolicy = {
       untaggedGraceSeconds: config.gc.untaggedGrace,
@@ -154,6 +171,8 @@ export async function createServices(config: Config): Promise<Services> {
       tagHistory,
       gc,
       gcPolicy,
+      pullTracker,
+      cacheEviction,
       metricsRegistry,
       metrics,
       auth,
@@ -166,6 +185,7 @@ export async function createServices(config: Config): Promise<Services> {
       eventDelivery,
       close: async () => {
         await auth.audit.flush();
+        await pullTracker.close().catch(() => {});
         await driver.close();
         upstreamCatalog.stop();
         await upstreams.close();

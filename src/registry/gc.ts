@@ -56,6 +56,12 @@ const unreferencedBlobCondition = `
   AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = b.digest)
   AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest AND rb.linked_at > now() - make_interval(secs => $1))`;
 
+/** Stricter, without a grace period: no manifest references the blob and no repository links it. */
+const unusedBlobCondition = `
+  b.state = 'live'
+  AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = b.digest)
+  AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)`;
+
 /**
  * Online mark-and-sweep. Each deletion re-checks its condition under a row lock, and pushes take the
  * same locks, so a push that references an object either wins (and the object stays) or sees it gone
@@ -157,7 +163,7 @@ export class GarbageCollector {
       );
       let deleted = 0;
       for (const row of rows) {
-        if (await this.#deleteManifestIfUnreachable(row.repository_id, row.digest)) {
+        if (await this.deleteManifestIfUnreachable(row.repository_id, row.digest)) {
           this.#hooks.forgetManifest(row.name, row.digest);
           deleted++;
         }
@@ -168,7 +174,12 @@ export class GarbageCollector {
     return total;
   }
 
-  async #deleteManifestIfUnreachable(repositoryId: number, digest: Digest): Promise<boolean> {
+  /**
+   * Deletes the manifest unless a tag, an index listing it, or its existing subject keeps it, checked
+   * under the manifest's row lock; true when it was deleted. Its children and referrers may become
+   * unreachable in turn. The caller drops it from caches.
+   */
+  async deleteManifestIfUnreachable(repositoryId: number, digest: Digest): Promise<boolean> {
     const deleted = await this.#db.transaction(async (tx) => {
       const locked = await tx.query(
         'SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR UPDATE',
@@ -211,22 +222,57 @@ export class GarbageCollector {
     return { count: deleted.size, bytes };
   }
 
-  async #markDeleting(digest: Digest, graceSeconds: number): Promise<boolean> {
+  /**
+   * Removes at once those of `digests` that no manifest references and no repository links, in any
+   * repository: for callers that just unlinked them (cache eviction). Unlike a collection, no grace
+   * period applies, so a blob linked anywhere, even by a push that has not sent its manifest yet,
+   * stays. The same row locks as a collection keep a concurrent push or mount safe.
+   */
+  async deleteUnusedBlobs(digests: Iterable<Digest>): Promise<{ count: number; bytes: number }> {
+    const marked: Digest[] = [];
+    for (const digest of new Set(digests)) {
+      if (await this.#markDeleting(digest, null)) marked.push(digest);
+    }
+    const deleted = new Set<string>();
+    let bytes = 0;
+    for (let start = 0; start < marked.length; start += batchSize) {
+      bytes += await this.#finishDeleting(deleted, marked.slice(start, start + batchSize));
+    }
+    if (deleted.size > 0) this.#hooks.forgetBlobs(deleted);
+    return { count: deleted.size, bytes };
+  }
+
+  /**
+   * Marks the blob `deleting` if, under its row lock, it is still unreferenced past the grace period,
+   * or, with no grace period (null), unused altogether.
+   */
+  async #markDeleting(digest: Digest, graceSeconds: number | null): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
       const locked = await tx.query('SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE', [digest]);
       if (locked.rowCount === 0) return false;
-      const { rowCount } = await tx.query(
-        `UPDATE blobs b SET state = 'deleting' WHERE b.digest = $2 AND ${unreferencedBlobCondition}`,
-        [graceSeconds, digest],
-      );
+      const { rowCount } =
+        graceSeconds === null
+          ? await tx.query(
+              `UPDATE blobs b SET state = 'deleting' WHERE b.digest = $1 AND ${unusedBlobCondition}`,
+              [digest],
+            )
+          : await tx.query(
+              `UPDATE blobs b SET state = 'deleting' WHERE b.digest = $2 AND ${unreferencedBlobCondition}`,
+              [graceSeconds, digest],
+            );
       return rowCount > 0;
     });
   }
 
-  /** Removes the bytes and rows of every blob marked `deleting`, including those a crashed run left. */
-  async #finishDeleting(deleted: Set<string>): Promise<number> {
+  /**
+   * Removes the bytes and rows of blobs marked `deleting`: those of `only`, or a batch of all of them,
+   * including those a crashed run left.
+   */
+  async #finishDeleting(deleted: Set<string>, only?: readonly Digest[]): Promise<number> {
     const { rows } = await this.#db.query<{ digest: Digest }>(
-      `SELECT digest FROM blobs WHERE state = 'deleting' LIMIT ${batchSize}`,
+      `SELECT digest FROM blobs WHERE state = 'deleting' AND ($1::text[] IS NULL OR digest = ANY($1::text[]))
+        LIMIT ${batchSize}`,
+      [only ?? null],
     );
     let bytes = 0;
     for (const { digest } of rows) {

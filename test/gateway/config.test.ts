@@ -72,9 +72,48 @@ describe('configuration', () => {
         timeout: 30,
         circuitBreaker: { failures: 5, cooldown: 30 },
         pull: 'users',
+        pinned: [],
       },
     ]);
-    expect((await loadConfig({ env: {} })).proxy.upstreams).toEqual([]);
+    expect(config.proxy.upstreams[0]?.storageBudget).toBeUndefined();
+    const defaults = await loadConfig({ env: {} });
+    expect(defaults.proxy.upstreams).toEqual([]);
+    expect(defaults.proxy.evictionInterval).toBe(300);
+  });
+
+  it('reads storage budgets in bytes or with units, and pinned tag globs', async () => {
+    const upstreams = ['1048576', '"500MiB"', '"50GiB"', '"2TB"', '"1.5 kB"'].map(
+      (budget, i) => `    - { name: u${i}, url: "https://r${i}.example", storageBudget: ${budget} }`,
+    );
+    const file = await yamlFile(
+      [
+        'proxy:',
+        '  evictionInterval: 1m',
+        '  upstreams:',
+        ...upstreams,
+        '    - { name: pins, url: "https://p.example", pinned: ["1.27", "v*", "library/nginx:stable"] }',
+        '',
+      ].join('\n'),
+    );
+    const config = await loadConfig({ file, env: {} });
+    expect(config.proxy.evictionInterval).toBe(60);
+    expect(config.proxy.upstreams.map((u) => u.storageBudget)).toEqual([
+      1048576,
+      500 * 2 ** 20,
+      50 * 2 ** 30,
+      2e12,
+      1500,
+      undefined,
+    ]);
+    expect(config.proxy.upstreams[5]?.pinned).toEqual(['1.27', 'v*', 'library/nginx:stable']);
+
+    const bad = await yamlFile(
+      'proxy:\n  upstreams:\n    - { name: a, url: "https://a.example", storageBudget: "5 parsecs", pinned: ["a:b:c"] }\n',
+    );
+    const error = await loadConfig({ file: bad, env: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/proxy\.upstreams\.0\.storageBudget: expected bytes/);
+    expect((error as Error).message).toMatch(/proxy\.upstreams\.0\.pinned\.0: expected a tag glob/);
   });
 
   it('refuses upstreams with bad or repeated names, repeated hosts, or half credentials', async () => {

@@ -36,6 +36,7 @@ import { BlobFill, FillDigestError, FillSizeError } from './blob-fill.ts';
 import { FillLeases, type FillLease } from './fill-leases.ts';
 import { NegativeCache } from './negative-cache.ts';
 import { findProxyTag, recordFetchedTag, recordRevalidatedTag } from './proxy-tags.ts';
+import type { PullTracker } from './pull-tracker.ts';
 import { SingleFlight } from './single-flight.ts';
 import type { ProxyRoute, ProxyUpstreams } from './upstreams.ts';
 
@@ -49,6 +50,8 @@ export interface ProxyCacheStoreOptions {
   fillLeaseSeconds?: number;
   /** How long to wait for another replica's fetch of a blob before giving up. Default 15 min. */
   maxFillWaitSeconds?: number;
+  /** Told of manifests served from cache, so eviction knows what was pulled lately. */
+  pulls?: PullTracker;
 }
 
 export interface ProxyCacheLogger {
@@ -87,6 +90,7 @@ export class ProxyCacheStore implements RegistryStore {
   readonly #spoolDir: string;
   readonly #maxFillWaitMs: number;
   readonly #notFound = new NegativeCache();
+  readonly #pulls: PullTracker | undefined;
   #logger: ProxyCacheLogger | undefined;
 
   constructor(options: ProxyCacheStoreOptions) {
@@ -96,6 +100,7 @@ export class ProxyCacheStore implements RegistryStore {
     this.#spoolDir = options.spoolDir;
     this.#leases = new FillLeases(options.db, { ttlSeconds: options.fillLeaseSeconds ?? 30 });
     this.#maxFillWaitMs = (options.maxFillWaitSeconds ?? 900) * 1000;
+    this.#pulls = options.pulls;
   }
 
   /**
@@ -123,6 +128,8 @@ export class ProxyCacheStore implements RegistryStore {
     const route = this.#upstreams.route(repository);
     if (!route) return this.#local.getManifest(repository, reference);
     if (reference.kind === 'digest') {
+      // Counts for the tags that serve it, fetched or not (a fetched index's tag may be older).
+      this.#pulls?.digestPulled(repository, reference.digest);
       const cached = await this.#cached(repository, reference.digest);
       if (cached) return withStatus(cached, 'HIT');
       return this.#manifestFills.run(`${repository}@${reference.digest}`, () =>
@@ -133,8 +140,10 @@ export class ProxyCacheStore implements RegistryStore {
     const known = await findProxyTag(this.#db, repository, tag);
     const cached = known && (await this.#cached(repository, known.digest));
     if (known && cached && known.ageSeconds < route.upstream.freshnessSeconds) {
+      this.#pulls?.tagPulled(repository, tag);
       return withStatus(cached, 'HIT');
     }
+    // A fetch or a revalidation records the pull with the tag itself.
     return this.#manifestFills.run(`${repository}:${tag}`, () =>
       cached
         ? this.#revalidate(route, repository, tag, cached)
@@ -212,7 +221,10 @@ export class ProxyCacheStore implements RegistryStore {
       );
       return withStatus(stored, 'MISS');
     } catch (error) {
-      if (route.upstream.staleIfError && isTransient(error)) return withStatus(cached, 'STALE');
+      if (route.upstream.staleIfError && isTransient(error)) {
+        this.#pulls?.tagPulled(repository, tag);
+        return withStatus(cached, 'STALE');
+      }
       if (isNotFound(error)) {
         this.#notFound.remember(`${repository}:${tag}`, route.upstream.negativeTtlSeconds * 1000);
         throw manifestNotFound(route, tag);

@@ -51,3 +51,53 @@ export async function recordRevalidatedTag(
     [repository, tag],
   );
 }
+
+/** A pull seen by this process `ageSeconds` ago: of a tag, or of a manifest by digest. */
+export interface Pull {
+  repository: RepositoryName;
+  /** A tag, or a manifest digest. */
+  reference: string;
+  ageSeconds: number;
+}
+
+/**
+ * Moves the last pull of the tags forward to when they were pulled (never back), by the database's
+ * clock less each pull's age, so replicas with skewed clocks agree.
+ */
+export async function recordTagPulls(q: Queryable, pulls: readonly Pull[]): Promise<void> {
+  if (pulls.length === 0) return;
+  await q.query(
+    `UPDATE proxy_tags p SET last_pulled_at = v.pulled_at
+       FROM (SELECT r.id, v.tag, now() - make_interval(secs => v.age) AS pulled_at
+               FROM unnest($1::text[], $2::text[], $3::float8[]) AS v (repository, tag, age)
+               JOIN repositories r ON r.name = v.repository) v
+      WHERE p.repository_id = v.id AND p.tag = v.tag AND p.last_pulled_at < v.pulled_at`,
+    columns(pulls),
+  );
+}
+
+/**
+ * Manifests pulled by digest count as pulls of the tags that serve them: those pointing at the
+ * manifest, and those pointing at an index that lists it (clients pull an index's children by digest).
+ */
+export async function recordDigestPulls(q: Queryable, pulls: readonly Pull[]): Promise<void> {
+  if (pulls.length === 0) return;
+  await q.query(
+    `UPDATE proxy_tags p SET last_pulled_at = u.pulled_at
+       FROM (SELECT t.repository_id, t.tag, max(now() - make_interval(secs => v.age)) AS pulled_at
+               FROM unnest($1::text[], $2::text[], $3::float8[]) AS v (repository, digest, age)
+               JOIN repositories r ON r.name = v.repository
+               JOIN proxy_tags t ON t.repository_id = r.id
+              WHERE t.digest = v.digest
+                 OR EXISTS (SELECT 1 FROM manifest_children mc
+                             WHERE mc.repository_id = r.id AND mc.manifest_digest = t.digest
+                               AND mc.child_digest = v.digest)
+              GROUP BY t.repository_id, t.tag) u
+      WHERE p.repository_id = u.repository_id AND p.tag = u.tag AND p.last_pulled_at < u.pulled_at`,
+    columns(pulls),
+  );
+}
+
+function columns(pulls: readonly Pull[]): [string[], string[], number[]] {
+  return [pulls.map((p) => p.repository), pulls.map((p) => p.reference), pulls.map((p) => p.ageSeconds)];
+}

@@ -18,6 +18,10 @@ export interface ProxyUpstream {
   pull: PullPolicy;
   /** Where it is declared: the config file (read-only through the API), or the API. */
   source: UpstreamSource;
+  /** Bytes its cached repositories may hold before the least recently pulled tags are evicted; null: no limit. */
+  storageBudget: number | null;
+  /** Tag globs (`v*`) and `repository:tag` globs never evicted. */
+  pinned: readonly string[];
   /** Everything it was made from. */
   settings: UpstreamSettings;
 }
@@ -42,6 +46,9 @@ export interface UpstreamSettings {
   timeout: number;
   circuitBreaker: { failures: number; cooldown: number };
   pull: PullPolicy;
+  /** Bytes; unlimited when absent. */
+  storageBudget?: number | undefined;
+  pinned?: readonly string[] | undefined;
 }
 
 /** A repository name resolved to its upstream. */
@@ -164,6 +171,8 @@ function createUpstream(s: UpstreamSettings, source: UpstreamSource): ProxyUpstr
     staleIfError: s.staleIfError,
     negativeTtlSeconds: s.negativeTtl,
     pull: s.pull,
+    storageBudget: s.storageBudget ?? null,
+    pinned: s.pinned ?? [],
     source,
     settings: s,
   };
