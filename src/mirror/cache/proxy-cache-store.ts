@@ -33,9 +33,10 @@ import {
   UpstreamUnavailableError,
 } from '../upstream/errors.ts';
 import { BlobFill, FillDigestError, FillSizeError } from './blob-fill.ts';
+import { CheckedTags } from './checked-tags.ts';
 import { FillLeases, type FillLease } from './fill-leases.ts';
 import { NegativeCache } from './negative-cache.ts';
-import { findProxyTag, recordFetchedTag, recordRevalidatedTag } from './proxy-tags.ts';
+import { findProxyTag, recordFetchedTag, recordRevalidatedTag, type ProxyTag } from './proxy-tags.ts';
 import type { PullTracker } from './pull-tracker.ts';
 import { SingleFlight } from './single-flight.ts';
 import type { ProxyRoute, ProxyUpstreams } from './upstreams.ts';
@@ -90,6 +91,7 @@ export class ProxyCacheStore implements RegistryStore {
   readonly #spoolDir: string;
   readonly #maxFillWaitMs: number;
   readonly #notFound = new NegativeCache();
+  readonly #checkedTags = new CheckedTags();
   readonly #pulls: PullTracker | undefined;
   #logger: ProxyCacheLogger | undefined;
 
@@ -137,9 +139,10 @@ export class ProxyCacheStore implements RegistryStore {
       );
     }
     const tag = reference.tag;
-    const known = await findProxyTag(this.#db, repository, tag);
+    const freshness = route.upstream.freshnessSeconds;
+    const known = await this.#checkedTag(repository, tag, freshness);
     const cached = known && (await this.#cached(repository, known.digest));
-    if (known && cached && known.ageSeconds < route.upstream.freshnessSeconds) {
+    if (known && cached && known.ageSeconds < freshness) {
       this.#pulls?.tagPulled(repository, tag);
       return withStatus(cached, 'HIT');
     }
@@ -149,6 +152,16 @@ export class ProxyCacheStore implements RegistryStore {
         ? this.#revalidate(route, repository, tag, cached)
         : this.#fetchManifest(route, repository, tag, tag),
     );
+  }
+
+  /** The tag as last checked upstream: from memory while fresh, else as the database has it. */
+  async #checkedTag(repository: RepositoryName, tag: TagName, freshness: number): Promise<ProxyTag | null> {
+    const key = `${repository}:${tag}`;
+    const remembered = this.#checkedTags.get(key);
+    if (remembered && remembered.ageSeconds < freshness) return remembered;
+    const stored = await findProxyTag(this.#db, repository, tag);
+    if (stored) this.#checkedTags.remember(key, stored);
+    return stored;
   }
 
   async #cached(repository: RepositoryName, digest: Digest): Promise<StoredManifest | null> {
@@ -178,16 +191,27 @@ export class ProxyCacheStore implements RegistryStore {
         }
         throw upstreamFailure(error, 'MANIFEST_UNKNOWN');
       });
-    const stored = await this.#local.storeFetchedManifest(
-      repository,
-      fetched.digest,
-      fetched.body,
-      fetched.mediaType,
+    const stored =
       tag === undefined
-        ? {}
-        : { tag, alsoInTransaction: (tx, id) => recordFetchedTag(tx, id, tag, fetched.digest) },
-    );
+        ? await this.#local.storeFetchedManifest(repository, fetched.digest, fetched.body, fetched.mediaType)
+        : await this.#storeTagged(repository, tag, fetched.digest, fetched.body, fetched.mediaType);
     return withStatus(stored, 'MISS');
+  }
+
+  /** Stores a manifest fetched for a tag and moves the tag to it: what upstream has now. */
+  async #storeTagged(
+    repository: RepositoryName,
+    tag: TagName,
+    digest: Digest,
+    body: Buffer,
+    mediaType: string,
+  ): Promise<StoredManifest> {
+    const stored = await this.#local.storeFetchedManifest(repository, digest, body, mediaType, {
+      tag,
+      alsoInTransaction: (tx, id) => recordFetchedTag(tx, id, tag, digest),
+    });
+    this.#checkedTags.checked(`${repository}:${tag}`, digest);
+    return stored;
   }
 
   /** The tag's freshness ran out: a HEAD tells whether it moved upstream. */
@@ -201,23 +225,21 @@ export class ProxyCacheStore implements RegistryStore {
       const head = await route.upstream.client.headManifest(route.remote, tag);
       if (head.digest === cached.digest) {
         await recordRevalidatedTag(this.#db, repository, tag);
+        this.#checkedTags.checked(`${repository}:${tag}`, cached.digest);
         return withStatus(cached, 'REVALIDATED');
       }
       const moved = await this.#cached(repository, head.digest);
       if (moved) {
-        await this.#local.storeFetchedManifest(repository, moved.digest, moved.content, moved.mediaType, {
-          tag,
-          alsoInTransaction: (tx, id) => recordFetchedTag(tx, id, tag, moved.digest),
-        });
+        await this.#storeTagged(repository, tag, moved.digest, moved.content, moved.mediaType);
         return withStatus(moved, 'MISS');
       }
       const fetched = await route.upstream.client.getManifest(route.remote, head.digest);
-      const stored = await this.#local.storeFetchedManifest(
+      const stored = await this.#storeTagged(
         repository,
+        tag,
         fetched.digest,
         fetched.body,
         fetched.mediaType,
-        { tag, alsoInTransaction: (tx, id) => recordFetchedTag(tx, id, tag, fetched.digest) },
       );
       return withStatus(stored, 'MISS');
     } catch (error) {
