@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Database, Queryable } from '../db/database.ts';
 import { BlobNotFoundError, UploadNotFoundError } from '../errors.ts';
 import { computeDigest, createDigester, digestAlgorithm, finishDigest, type Digest } from './digest.ts';
@@ -38,6 +38,14 @@ export interface LocalStoreOptions {
 }
 
 /** The registry proper: metadata in the database, bytes in blob storage. */
+/** See `LocalRegistryStore.openVerifiedBlob`. */
+export interface VerifiedBlobUpload {
+  readonly input: Writable;
+  /** Waits for storage to hold everything written to `input`, then makes the blob live in `repository`. */
+  commit(repository: RepositoryName): Promise<void>;
+  abort(): Promise<void>;
+}
+
 export class LocalRegistryStore implements RegistryStore {
   readonly #db: Database;
   readonly #driver: BlobDriver;
@@ -373,6 +381,31 @@ export class LocalRegistryStore implements RegistryStore {
       await writer.abort().catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Storage for a blob whose bytes the caller hashes as they pass by (a pull-through fill), so they
+   * are not hashed twice: write them to `input` and end it, then `commit` once the digest checked,
+   * or `abort`.
+   */
+  async openVerifiedBlob(digest: Digest): Promise<VerifiedBlobUpload> {
+    const writer = await this.#driver.openUpload(randomUUID());
+    const input = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const appended = writer.append(input);
+    appended.catch(() => {});
+    return {
+      input,
+      commit: async (repository) => {
+        await appended;
+        this.#metrics.blobBytesReceived.inc(writer.size);
+        await this.#commitBlob(repository, digest, writer);
+      },
+      abort: async () => {
+        input.destroy();
+        await appended.catch(() => {});
+        await writer.abort();
+      },
+    };
   }
 
   /** Makes the blob live and readable in the repository; storage moves under the blob row's lock. */

@@ -1,9 +1,9 @@
-import { EventEmitter, once } from 'node:events';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createDigester, digestAlgorithm, finishDigest, type Digest } from '../../registry/digest.ts';
-import type { ByteRange } from '../../registry/storage/driver.ts';
+import type { BlobCopy, ByteRange } from '../../registry/storage/driver.ts';
+import { copyFileTo } from '../../registry/storage/file-copy.ts';
 
 /** The upstream's bytes of the blob from `offset` on, and the whole blob's size when known. */
 export type FillSource = (offset: number) => Promise<{ body: Readable; size: number | undefined }>;
@@ -17,6 +17,11 @@ export interface BlobFillOptions {
   isResumable: (error: unknown) => boolean;
   /** Resumptions at most, each after a short pause; only a download that received bytes is resumed. Default 3. */
   maxResumes?: number;
+  /**
+   * Also given every byte, in order, as it arrives (storage for the blob, say): ended once the blob
+   * is verified, destroyed if the download fails. Its own failure does not fail the fill.
+   */
+  sink?: Writable;
   /** Called before each resumption, with what interrupted the download. */
   onResume?: (offset: number, error: unknown) => void;
 }
@@ -31,7 +36,10 @@ export class FillDigestError extends Error {
 /** The upstream's answers contradict each other on the blob's size. */
 export class FillSizeError extends Error {}
 
-const readChunk = 256 * 1024;
+/** Readers are woken when this much more is in the spool (or when the download ends). */
+const wakeEvery = 256 * 1024;
+/** Received bytes waiting for the spool beyond which the upstream body is paused. */
+const maxUnwritten = 4 * 1024 * 1024;
 
 /**
  * One blob downloading from an upstream into a spool file, readable while it downloads: every reader
@@ -46,16 +54,23 @@ export class BlobFill {
   /** Settles when the blob is whole and verified (then the spool holds exactly the blob), or failed. */
   readonly done: Promise<void>;
   #size: number | undefined;
+  /** Bytes received from the upstream (and hashed); the spool holds `#written` of them. */
   #received = 0;
+  #written = 0;
+  #wokenAt = 0;
   #verified = false;
   #failure: unknown;
   #readers = 0;
   #retired = false;
-  readonly #changed = new EventEmitter().setMaxListeners(0);
+  #waiters: (() => void)[] = [];
+  readonly #sink: Writable | undefined;
+  #sinkFull = false;
 
   private constructor(options: BlobFillOptions, spool: FileHandle) {
     this.digest = options.digest;
     this.spoolPath = options.spoolPath;
+    this.#sink = options.sink;
+    this.#sink?.on('error', () => {});
     this.done = this.#download(options, spool);
     this.done.catch(() => {});
   }
@@ -69,6 +84,11 @@ export class BlobFill {
   /** The bytes received so far. */
   get received(): number {
     return this.#received;
+  }
+
+  /** Whether the download failed: nobody should join it any more. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
   }
 
   /** Whether the spool is going away: readers must go to storage instead. */
@@ -86,50 +106,47 @@ export class BlobFill {
   }
 
   /**
-   * A stream of the blob (or of `range` of it) that waits for bytes still to come. It fails if the
-   * download does. Call only while the fill is not retired.
+   * Copies the blob (or `range` of it) into a destination as its bytes arrive: those already
+   * received first, whenever the reader joined. The copy fails if the download does. Call only while
+   * the fill is not retired, and run the copy it returns.
    */
-  openReader(range?: ByteRange): Readable {
+  async openCopy(range?: ByteRange): Promise<BlobCopy> {
     if (this.#retired) throw new Error(`the spool of ${this.digest} is retired`);
     this.#readers++;
-    let position = range?.start ?? 0;
-    let file: FileHandle | undefined;
-    const read = async (): Promise<Buffer | null> => {
-      file ??= await open(this.spoolPath, 'r');
-      for (;;) {
-        if (this.#failure !== undefined) throw this.#failure;
-        const end = range ? range.end + 1 : this.#size;
-        if (end !== undefined && position >= end) return null;
-        const available = this.#verified ? this.#received : this.#received - 1;
-        if (position < available) {
-          const length = Math.min(readChunk, available - position, (end ?? Infinity) - position);
-          const buffer = Buffer.allocUnsafe(length);
-          const { bytesRead } = await file.read(buffer, 0, length, position);
-          position += bytesRead;
-          return buffer.subarray(0, bytesRead);
-        }
-        await this.#nextChange();
+    let file: FileHandle;
+    try {
+      file = await open(this.spoolPath, 'r');
+    } catch (error) {
+      await this.#readerLeft();
+      throw error;
+    }
+    return async (destination) => {
+      try {
+        await copyFileTo(file, destination, range?.start ?? 0, (position) =>
+          this.#readableEnd(position, range),
+        );
+      } finally {
+        await file.close().catch(() => {});
+        await this.#readerLeft();
       }
     };
-    return new Readable({
-      highWaterMark: readChunk,
-      read() {
-        read().then(
-          (chunk) => this.push(chunk),
-          (error: unknown) => this.destroy(error as Error),
-        );
-      },
-      destroy: (error, callback) => {
-        const closed = file ? file.close() : Promise.resolve();
-        closed
-          .catch(() => {})
-          .finally(() => {
-            this.#readers--;
-            void this.#removeSpoolIfUnused();
-            callback(error);
-          });
-      },
-    });
+  }
+
+  /** How far a reader at `position` may read: waits for bytes still to come, and holds back the last one until verified. */
+  async #readableEnd(position: number, range: ByteRange | undefined): Promise<number> {
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      const end = range ? range.end + 1 : this.#size;
+      if (end !== undefined && position >= end) return position;
+      const available = this.#verified ? this.#written : this.#written - 1;
+      if (position < available) return Math.min(available, end ?? Infinity);
+      await this.#nextChange();
+    }
+  }
+
+  async #readerLeft(): Promise<void> {
+    this.#readers--;
+    await this.#removeSpoolIfUnused();
   }
 
   /** No reader may join any more; the spool file goes once the last one is done. */
@@ -168,50 +185,154 @@ export class BlobFill {
       if (actual !== this.digest) throw new FillDigestError(this.digest, actual);
       this.#size = this.#received;
       this.#verified = true;
+      this.#sink?.end();
     } catch (error) {
       this.#failure = error;
+      this.#sink?.destroy(error as Error);
       throw error;
     } finally {
       await spool.close().catch(() => {});
-      this.#changed.emit('change');
+      this.#wake();
     }
   }
 
-  /** Appends to the spool what the upstream sends from the current offset on, to the end. */
+  /**
+   * Appends to the spool what the upstream sends from the current offset on, to the end. Chunks are
+   * hashed as they arrive and written in batches while the next ones arrive; it settles once every
+   * byte received is in the spool, so a resumption starts right after the last one.
+   */
   async #receive(
     source: FillSource,
     spool: FileHandle,
     hash: ReturnType<typeof createDigester>,
   ): Promise<void> {
     const { body, size } = await source(this.#received);
+    if (size !== undefined) {
+      if (this.#size !== undefined && size !== this.#size) {
+        body.destroy();
+        throw new FillSizeError(`upstream said the blob has ${size} bytes, then ${this.#size}`);
+      }
+      this.#size = size;
+      this.#wake();
+    }
+    const spooling = new SpoolWriter(spool, this.#written, (written) => {
+      this.#written = written;
+      if (written - this.#wokenAt >= wakeEvery || this.#wokenAt === 0) this.#wake();
+      resumeIfRoom();
+    });
+    const resumeIfRoom = () => {
+      if (body.isPaused() && !this.#sinkFull && spooling.pending < maxUnwritten / 2) body.resume();
+    };
     try {
-      if (size !== undefined) {
-        if (this.#size !== undefined && size !== this.#size) {
-          throw new FillSizeError(`upstream said the blob has ${size} bytes, then ${this.#size}`);
-        }
-        this.#size = size;
-        this.#changed.emit('change');
-      }
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (this.#size !== undefined && this.#received + chunk.length > this.#size) {
-          throw new FillSizeError(`upstream sent more than the ${this.#size} bytes it announced`);
-        }
-        try {
-          await spool.write(chunk, 0, chunk.length, this.#received);
-        } catch (error) {
-          throw new SpoolWriteError(error);
-        }
-        hash.update(chunk);
-        this.#received += chunk.length;
-        this.#changed.emit('change');
-      }
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          if (this.#size !== undefined && this.#received + chunk.length > this.#size) {
+            reject(new FillSizeError(`upstream sent more than the ${this.#size} bytes it announced`));
+            return;
+          }
+          hash.update(chunk);
+          this.#received += chunk.length;
+          spooling.add(chunk);
+          if (spooling.pending >= maxUnwritten) body.pause();
+          this.#feedSink(chunk, body, resumeIfRoom);
+        });
+        body.once('end', resolve);
+        body.once('error', reject);
+        body.once('close', () => reject(new Error('the upstream closed the blob download early')));
+        spooling.failed.catch(reject);
+      });
     } finally {
       body.destroy();
+      await spooling.drained();
+      this.#wake();
     }
   }
 
-  #nextChange(): Promise<unknown> {
-    return once(this.#changed, 'change');
+  /** Passes the chunk on to the sink, pausing the upstream while the sink is full. */
+  #feedSink(chunk: Buffer, body: Readable, resumeIfRoom: () => void): void {
+    const sink = this.#sink;
+    if (!sink || sink.destroyed || sink.write(chunk)) return;
+    this.#sinkFull = true;
+    body.pause();
+    const drained = () => {
+      sink.off('drain', drained).off('close', drained);
+      this.#sinkFull = false;
+      resumeIfRoom();
+    };
+    sink.on('drain', drained).on('close', drained);
+  }
+
+  /** Wakes every reader and waiter: more bytes, the size, the end. */
+  #wake(): void {
+    this.#wokenAt = this.#written;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #nextChange(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+/**
+ * Writes chunks to the spool in order, in one `writev` per batch: while one batch is being written,
+ * the chunks arriving meanwhile make up the next.
+ */
+class SpoolWriter {
+  readonly #spool: FileHandle;
+  readonly #onWritten: (written: number) => void;
+  #written: number;
+  #queue: Buffer[] = [];
+  #pending = 0;
+  #writing: Promise<void> | undefined;
+  #fail!: (error: unknown) => void;
+  /** Rejects (with a `SpoolWriteError`) when a write fails; nothing more is written then. */
+  readonly failed = new Promise<never>((_, reject) => (this.#fail = reject));
+  #failure: unknown;
+
+  constructor(spool: FileHandle, written: number, onWritten: (written: number) => void) {
+    this.#spool = spool;
+    this.#written = written;
+    this.#onWritten = onWritten;
+    this.failed.catch(() => {});
+  }
+
+  /** Bytes added and not written yet. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  add(chunk: Buffer): void {
+    this.#queue.push(chunk);
+    this.#pending += chunk.length;
+    this.#writing ??= this.#writeQueued();
+  }
+
+  /** Settles once everything added is written; throws if a write failed. */
+  async drained(): Promise<void> {
+    while (this.#writing) await this.#writing;
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  async #writeQueued(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && this.#failure === undefined) {
+        const batch = this.#queue;
+        this.#queue = [];
+        const { bytesWritten } = await this.#spool.writev(batch, this.#written);
+        const length = batch.reduce((total, chunk) => total + chunk.length, 0);
+        if (bytesWritten !== length) throw new Error(`wrote ${bytesWritten} of ${length} bytes`);
+        this.#written += length;
+        this.#pending -= length;
+        this.#onWritten(this.#written);
+      }
+    } catch (error) {
+      this.#failure = new SpoolWriteError(error);
+      this.#fail(this.#failure);
+    } finally {
+      this.#writing = undefined;
+    }
   }
 }
 

@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Database } from '../../db/database.ts';
 import { digestHex, type Digest } from '../../registry/digest.ts';
 import { OciError, type OciErrorCode } from '../../registry/errors.ts';
-import type { LocalRegistryStore } from '../../registry/local-store.ts';
+import type { LocalRegistryStore, VerifiedBlobUpload } from '../../registry/local-store.ts';
 import type { Reference, RepositoryName, TagName } from '../../registry/names.ts';
 import type { BlobCopy, ByteRange } from '../../registry/storage/driver.ts';
 import type {
@@ -307,23 +305,28 @@ export class ProxyCacheStore implements RegistryStore {
     const route = this.#upstreams.route(repository);
     if (!route) return this.#local.openBlobCopy(repository, digest, range);
     const filling = this.#joinFill(repository, digest);
-    if (filling) return copyFrom(filling.openReader(range));
+    if (filling) return filling.openCopy(range);
     try {
       return await this.#local.openBlobCopy(repository, digest, range);
     } catch (error) {
       if (!isBlobUnknown(error)) throw error;
     }
     const fill = await this.#fillOrWait(route, repository, digest);
-    if (fill) return copyFrom(fill.openReader(range));
+    if (fill) return fill.openCopy(range);
     return this.#local.openBlobCopy(repository, digest, range);
   }
 
   /** The fill of the blob running in this process, with `repository` added to those it links to. */
   #joinFill(repository: RepositoryName, digest: Digest): BlobFill | null {
+    const running = this.#joinableFill(digest);
+    running?.repositories.add(repository);
+    return running?.fill ?? null;
+  }
+
+  /** The fill of the blob running in this process, unless it failed or is going away. */
+  #joinableFill(digest: Digest): RunningFill | undefined {
     const running = this.#fills.get(digest);
-    if (!running || running.fill.retired) return null;
-    running.repositories.add(repository);
-    return running.fill;
+    return running && !running.fill.retired && !running.fill.failed ? running : undefined;
   }
 
   async #sizeOf(route: ProxyRoute, fill: BlobFill): Promise<number> {
@@ -342,7 +345,7 @@ export class ProxyCacheStore implements RegistryStore {
   async #fillOrWait(route: ProxyRoute, repository: RepositoryName, digest: Digest): Promise<BlobFill | null> {
     await this.#fillStarts.run(digest, async () => {
       // Started while this request looked in storage: join it rather than fetch the blob again.
-      if (this.#fills.has(digest)) return;
+      if (this.#joinableFill(digest)) return;
       const giveUpAt = Date.now() + this.#maxFillWaitMs;
       for (;;) {
         const lease = await this.#leases.acquire(digest);
@@ -371,10 +374,13 @@ export class ProxyCacheStore implements RegistryStore {
 
   async #startFill(route: ProxyRoute, repository: RepositoryName, digest: Digest, lease: FillLease) {
     let fill: BlobFill;
+    let storage: VerifiedBlobUpload | undefined;
     try {
       await mkdir(this.#spoolDir, { recursive: true });
+      storage = await this.#local.openVerifiedBlob(digest);
       fill = await BlobFill.start({
         digest,
+        sink: storage.input,
         spoolPath: join(this.#spoolDir, `${digestHex(digest)}.${randomUUID()}`),
         source: async (offset) => {
           const blob = await route.upstream.client.getBlob(route.remote, digest, { range: offset });
@@ -388,30 +394,40 @@ export class ProxyCacheStore implements RegistryStore {
           ),
       });
     } catch (error) {
+      await storage?.abort().catch(() => {});
       await lease.release().catch(() => {});
       throw error;
     }
     const running = { fill, repositories: new Set([repository]) };
     this.#fills.set(digest, running);
-    void this.#commitFill(route, running, lease);
+    void this.#commitFill(route, running, storage, lease);
   }
 
-  /** Stores the verified blob, then retires the spool; readers still on it finish from it. */
-  async #commitFill(route: ProxyRoute, running: RunningFill, lease: FillLease): Promise<void> {
+  /**
+   * Commits the verified blob to storage (which received its bytes as they came), then retires the
+   * spool; readers still on it finish from it.
+   */
+  async #commitFill(
+    route: ProxyRoute,
+    running: RunningFill,
+    storage: VerifiedBlobUpload,
+    lease: FillLease,
+  ): Promise<void> {
     const { fill, repositories } = running;
     const [first] = repositories;
     let stored = false;
     try {
       await fill.done;
-      await this.#local.uploadMonolithic(first!, fill.digest, createReadStream(fill.spoolPath));
+      await storage.commit(first!);
       stored = true;
     } catch (error) {
+      await storage.abort().catch(() => {});
       this.#logger?.warn(
         { err: error, upstream: route.upstream.name, digest: fill.digest },
         'blob not cached: fetching it from the upstream failed',
       );
     } finally {
-      this.#fills.delete(fill.digest);
+      if (this.#fills.get(fill.digest) === running) this.#fills.delete(fill.digest);
       await fill.retire();
       await lease.release().catch(() => {});
     }
@@ -549,10 +565,6 @@ function upstreamFailure(error: unknown, unknownCode: OciErrorCode): unknown {
 }
 
 /** Copies a fill's reader into a response without ending it. */
-function copyFrom(reader: Readable): BlobCopy {
-  return (destination) => pipeline(reader, destination, { end: false });
-}
-
 /** Worth asking again from where the download stopped: a transport failure, not an answer. */
 function isResumable(error: unknown): boolean {
   if (error instanceof FillSizeError) return false;

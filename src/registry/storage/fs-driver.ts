@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFoundError, UploadNotFoundError } from '../../errors.ts';
 import type { Digest } from '../digest.ts';
-import { BufferPool } from './buffer-pool.ts';
+import { copyChunkSize, copyFileTo } from './file-copy.ts';
 import type {
   BlobCopy,
   BlobDriver,
@@ -28,9 +28,6 @@ import type {
   UploadWriter,
 } from './driver.ts';
 import { digestOfBlobKey, isUploadId, storagePaths } from './paths.ts';
-
-const readChunkSize = 1024 * 1024;
-const copyBuffers = new BufferPool(readChunkSize, 64);
 
 /** Blobs as files under one root. Writes land in `uploads/` and are renamed into place, so readers never see a partial blob. */
 export class FsDriver implements BlobDriver {
@@ -63,7 +60,7 @@ export class FsDriver implements BlobDriver {
     return handle.createReadStream({
       start: range?.start,
       end: range?.end,
-      highWaterMark: readChunkSize,
+      highWaterMark: copyChunkSize,
       autoClose: true,
     });
   }
@@ -78,37 +75,10 @@ export class FsDriver implements BlobDriver {
     }
     const file = handle;
     return async (destination) => {
-      let position = range?.start ?? 0;
-      const end = range ? range.end + 1 : (await file.stat()).size;
-      const readAt = async (at: number) => {
-        const buffer = copyBuffers.take();
-        try {
-          const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), at);
-          if (bytesRead === 0) throw new Error(`blob ${digest} ended early at byte ${at}`);
-          return { buffer, bytesRead };
-        } catch (error) {
-          copyBuffers.release(buffer);
-          throw error;
-        }
-      };
-      let next = position < end ? readAt(position) : null;
       try {
-        while (next) {
-          const { buffer, bytesRead } = await next;
-          position += bytesRead;
-          next = position < end ? readAt(position) : null;
-          try {
-            await writeChunk(destination, buffer.subarray(0, bytesRead));
-          } finally {
-            copyBuffers.release(buffer);
-          }
-        }
+        const end = range ? range.end + 1 : (await file.stat()).size;
+        await copyFileTo(file, destination, range?.start ?? 0, () => end);
       } finally {
-        if (next)
-          await next.then(
-            ({ buffer }) => copyBuffers.release(buffer),
-            () => {},
-          );
         await file.close();
       }
     };
@@ -209,7 +179,7 @@ class FsUploadWriter implements UploadWriter {
   }
 
   async append(source: Readable, signal?: AbortSignal): Promise<void> {
-    const sink = createWriteStream(this.#file, { flags: 'a', highWaterMark: readChunkSize });
+    const sink = createWriteStream(this.#file, { flags: 'a', highWaterMark: copyChunkSize });
     try {
       await pipeline(source, sink, signal ? { signal } : {});
     } finally {
@@ -221,7 +191,7 @@ class FsUploadWriter implements UploadWriter {
     if (this.#size === 0) return Readable.from([]);
     try {
       const handle = await open(this.#file, 'r');
-      return handle.createReadStream({ highWaterMark: readChunkSize, end: this.#size - 1, autoClose: true });
+      return handle.createReadStream({ highWaterMark: copyChunkSize, end: this.#size - 1, autoClose: true });
     } catch (error) {
       throw mapNotFound(error, () => new UploadNotFoundError(this.#uploadId));
     }
@@ -245,13 +215,6 @@ class FsUploadWriter implements UploadWriter {
   async abort(): Promise<void> {
     await rm(this.#root, { recursive: true, force: true });
   }
-}
-
-function writeChunk(destination: import('node:stream').Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (destination.destroyed) return reject(new Error('the client went away'));
-    destination.write(chunk, (error) => (error ? reject(error) : resolve()));
-  });
 }
 
 function ignoreNotFound(error: NodeJS.ErrnoException): undefined {
