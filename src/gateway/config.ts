@@ -31,7 +31,7 @@ const byteUnits: Record<string, number> = {
 };
 
 /** Bytes, given as a number or as "500MiB", "50GiB", "2TB" (KB, MB, GB, TB are powers of 1000). */
-const byteSize = z.preprocess(
+export const byteSize = z.preprocess(
   (value) => {
     if (typeof value !== 'string') return value;
     const match = /^(\d+(?:\.\d+)?)\s*([a-z]+)?$/i.exec(value.trim());
@@ -100,7 +100,7 @@ export const pullPolicy = z
   .transform((value) => value as PullPolicy);
 
 /** `tag-glob`, or `repository-glob:tag-glob` with the repository as named on the upstream or under the namespace. */
-const pinPattern = z
+export const pinPattern = z
   .string()
   .regex(
     /^(?:[^\s:]+:)?[^\s:]+$/,
@@ -125,6 +125,8 @@ const upstreamSchema = z
     freshness: duration.default(300),
     /** Serve the cached copy when the upstream is down or rate-limited. */
     staleIfError: z.boolean().default(true),
+    /** Serve the cached copy of a tag the upstream no longer has, rather than MANIFEST_UNKNOWN. */
+    staleIfDeleted: z.boolean().default(false),
     /** How long an upstream "not found" is remembered. */
     negativeTtl: duration.default(60),
     /** Connections at most to the upstream (and to its token realm and CDN). */
@@ -154,6 +156,8 @@ export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 const proxySchema = z.strictObject({
   /** How often upstreams over their storage budget are brought back under it; 0 turns eviction off. */
   evictionInterval: duration.default(300),
+  /** How long a replica's claim on fetching a blob outlives the replica; renewed every third of it. */
+  fillLease: duration.refine((seconds) => seconds > 0, 'expected a duration above 0').default(30),
   upstreams: z
     .array(upstreamSchema)
     .default([])

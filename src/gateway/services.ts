@@ -15,7 +15,7 @@ import { openPostgres } from '../db/postgres.ts';
 import { GarbageCollector, type GcPolicy } from '../registry/gc.ts';
 import { LocalRegistryStore } from '../registry/local-store.ts';
 import { CacheEvictor } from '../mirror/cache/eviction.ts';
-import { createCacheMetrics } from '../mirror/cache/metrics.ts';
+import { createCacheMetrics, RateLimitMetrics } from '../mirror/cache/metrics.ts';
 import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
 import { PullTracker } from '../mirror/cache/pull-tracker.ts';
 import { UpstreamCatalog } from '../mirror/cache/upstream-catalog.ts';
@@ -102,7 +102,9 @@ export async function createServices(config: Config): Promise<Services> {
       redirectSeconds: config.storage.s3?.redirectSeconds ?? 0,
       tagChanges: outbox.tagChangeListener(),
     });
-    const upstreams = new ProxyUpstreams(config.proxy.upstreams);
+    const upstreams = new ProxyUpstreams(config.proxy.upstreams, {
+      rateLimits: new RateLimitMetrics(metricsRegistry),
+    });
     const upstreamCatalog = new UpstreamCatalog({
       upstreams,
       store: new UpstreamStore(db, sealedBox),
@@ -117,6 +119,7 @@ export async function createServices(config: Config): Promise<Services> {
       local: store,
       upstreams,
       spoolDir: join(config.dataDir, 'proxy-spool'),
+      fillLeaseSeconds: config.proxy.fillLease,
       pulls: pullTracker,
     });
     await proxyCache.sweepSpool();

@@ -67,6 +67,7 @@ describe('configuration', () => {
         tlsVerify: true,
         freshness: 600,
         staleIfError: true,
+        staleIfDeleted: false,
         negativeTtl: 60,
         maxConnections: 16,
         timeout: 30,
@@ -79,6 +80,7 @@ describe('configuration', () => {
     const defaults = await loadConfig({ env: {} });
     expect(defaults.proxy.upstreams).toEqual([]);
     expect(defaults.proxy.evictionInterval).toBe(300);
+    expect(defaults.proxy.fillLease).toBe(30);
   });
 
   it('reads storage budgets in bytes or with units, and pinned tag globs', async () => {
@@ -114,6 +116,16 @@ describe('configuration', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/proxy\.upstreams\.0\.storageBudget: expected bytes/);
     expect((error as Error).message).toMatch(/proxy\.upstreams\.0\.pinned\.0: expected a tag glob/);
+  });
+
+  it('reads the fill lease as a duration above 0', async () => {
+    const config = await loadConfig({ file: await yamlFile('proxy:\n  fillLease: 5s\n'), env: {} });
+    expect(config.proxy.fillLease).toBe(5);
+    const error = await loadConfig({ file: await yamlFile('proxy:\n  fillLease: 0\n'), env: {} }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/proxy\.fillLease: expected a duration above 0/);
   });
 
   it('refuses upstreams with bad or repeated names, repeated hosts, or half credentials', async () => {

@@ -24,10 +24,23 @@ export interface CountingProxy {
   stop(): Promise<void>;
 }
 
+/** What to change in the head of an answer. */
+export interface AnswerHead {
+  /** Instead of the upstream's status; the body still goes through. */
+  status?: number;
+  /** Added to the upstream's headers. */
+  headers?: Record<string, string>;
+}
+
 export interface CountingProxyOptions {
   /**
+   * Changes the status of the answer to a request, or adds headers to it (a 429 with Retry-After,
+   * rate-limit headers). Undefined leaves the head as it is.
+   */
+  shapeHead?: (request: ProxiedRequest) => AnswerHead | undefined;
+  /**
    * Reshapes the body of the answer to a request (hold it part way, cut it short, corrupt it); the
-   * status and headers go through unchanged. Undefined leaves the body as it is.
+   * status and headers go through as `shapeHead` leaves them. Undefined leaves the body as it is.
    */
   shapeBody?: (request: ProxiedRequest) => ((body: Readable) => Readable) | undefined;
 }
@@ -55,7 +68,10 @@ export async function startCountingProxy(
           headers: incoming.headers,
         };
         requests.push(recorded);
-        outgoing.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+        const head = options.shapeHead?.(recorded);
+        recorded.status = head?.status ?? recorded.status;
+        const added = Object.entries(head?.headers ?? {}).flat();
+        outgoing.writeHead(head?.status ?? answer.statusCode ?? 502, [...answer.rawHeaders, ...added]);
         const shape = options.shapeBody?.(recorded);
         pipeline(shape ? shape(answer) : answer, outgoing, (error) => {
           if (error) outgoing.destroy();

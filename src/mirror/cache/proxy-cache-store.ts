@@ -241,7 +241,8 @@ export class ProxyCacheStore implements RegistryStore {
       );
       return withStatus(stored, 'MISS');
     } catch (error) {
-      if (route.upstream.staleIfError && isTransient(error)) {
+      const { staleIfError, staleIfDeleted } = route.upstream;
+      if ((staleIfError && isTransient(error)) || (staleIfDeleted && isNotFound(error))) {
         this.#pulls?.tagPulled(repository, tag);
         return withStatus(cached, 'STALE');
       }

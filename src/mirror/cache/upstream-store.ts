@@ -10,10 +10,16 @@ export interface StoredUpstream {
   updatedAt: Date;
 }
 
-/** A change to an upstream; `password: null` removes the credentials (with the username). */
-export type UpstreamChanges = Partial<Omit<UpstreamSettings, 'name' | 'password' | 'username'>> & {
+/**
+ * A change to an upstream; `password: null` removes the credentials (with the username), and
+ * `storageBudget: null` the budget.
+ */
+export type UpstreamChanges = Partial<
+  Omit<UpstreamSettings, 'name' | 'password' | 'username' | 'storageBudget'>
+> & {
   username?: string | null;
   password?: string | null;
+  storageBudget?: number | null;
 };
 
 interface UpstreamRow {
@@ -25,12 +31,16 @@ interface UpstreamRow {
   tls_verify: boolean;
   freshness_seconds: number;
   stale_if_error: boolean;
+  stale_if_deleted: boolean;
   negative_ttl_seconds: number;
   max_connections: number;
   timeout_seconds: number;
   breaker_failures: number;
   breaker_cooldown_seconds: number;
   pull: string;
+  /** bigint: a string from node-postgres. */
+  storage_budget_bytes: string | number | null;
+  pinned: string[];
   created_by: string | null;
   created_at: Date;
   updated_at: Date;
@@ -74,8 +84,9 @@ export class UpstreamStore {
       const { rowCount } = await tx.query(
         `INSERT INTO proxy_upstreams (name, url, hosts, username, password_sealed, tls_verify,
            freshness_seconds, stale_if_error, negative_ttl_seconds, max_connections, timeout_seconds,
-           breaker_failures, breaker_cooldown_seconds, pull, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           breaker_failures, breaker_cooldown_seconds, pull, stale_if_deleted, storage_budget_bytes,
+           pinned, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (name) DO NOTHING`,
         [...this.#columns(settings), createdBy],
       );
@@ -94,8 +105,10 @@ export class UpstreamStore {
       );
       if (!rows[0]) return null;
       const current = this.#fromRow(rows[0]).settings;
-      const { username, password, ...rest } = changes;
+      const { username, password, storageBudget, ...rest } = changes;
       const next: UpstreamSettings = { ...current, ...rest };
+      if (storageBudget === null) delete next.storageBudget;
+      else if (storageBudget !== undefined) next.storageBudget = storageBudget;
       if (password === null || username === null) {
         delete next.username;
         delete next.password;
@@ -108,7 +121,8 @@ export class UpstreamStore {
         `UPDATE proxy_upstreams SET url = $2, hosts = $3, username = $4, password_sealed = $5,
            tls_verify = $6, freshness_seconds = $7, stale_if_error = $8, negative_ttl_seconds = $9,
            max_connections = $10, timeout_seconds = $11, breaker_failures = $12,
-           breaker_cooldown_seconds = $13, pull = $14, updated_at = now()
+           breaker_cooldown_seconds = $13, pull = $14, stale_if_deleted = $15,
+           storage_budget_bytes = $16, pinned = $17, updated_at = now()
          WHERE name = $1`,
         columns,
       );
@@ -145,6 +159,9 @@ export class UpstreamStore {
       s.circuitBreaker.failures,
       s.circuitBreaker.cooldown,
       s.pull,
+      s.staleIfDeleted,
+      s.storageBudget ?? null,
+      [...(s.pinned ?? [])],
     ];
   }
 
@@ -156,6 +173,7 @@ export class UpstreamStore {
       tlsVerify: row.tls_verify,
       freshness: Number(row.freshness_seconds),
       staleIfError: row.stale_if_error,
+      staleIfDeleted: row.stale_if_deleted,
       negativeTtl: Number(row.negative_ttl_seconds),
       maxConnections: row.max_connections,
       timeout: Number(row.timeout_seconds),
@@ -164,7 +182,9 @@ export class UpstreamStore {
         cooldown: Number(row.breaker_cooldown_seconds),
       },
       pull: row.pull as PullPolicy,
+      pinned: row.pinned,
     };
+    if (row.storage_budget_bytes !== null) settings.storageBudget = Number(row.storage_budget_bytes);
     if (row.username !== null && row.password_sealed !== null) {
       settings.username = row.username;
       settings.password = this.#box.open(row.password_sealed);

@@ -1,6 +1,7 @@
-import { UpstreamClient } from '../upstream/client.ts';
+import { UpstreamClient, type UpstreamClientOptions } from '../upstream/client.ts';
 import { dockerHubRepository } from '../upstream/names.ts';
 import { parseRepositoryName, type RepositoryName } from '../../registry/names.ts';
+import type { RateLimitMetrics } from './metrics.ts';
 
 /** One upstream registry as the cache uses it. */
 export interface ProxyUpstream {
@@ -13,6 +14,8 @@ export interface ProxyUpstream {
   client: UpstreamClient;
   freshnessSeconds: number;
   staleIfError: boolean;
+  /** Serve a cached tag the upstream answers "not found" for, rather than MANIFEST_UNKNOWN. */
+  staleIfDeleted: boolean;
   negativeTtlSeconds: number;
   /** Who may pull through it. */
   pull: PullPolicy;
@@ -40,6 +43,7 @@ export interface UpstreamSettings {
   tlsVerify: boolean;
   freshness: number;
   staleIfError: boolean;
+  staleIfDeleted: boolean;
   negativeTtl: number;
   maxConnections: number;
   /** Seconds to wait for an answer to start. */
@@ -58,6 +62,13 @@ export interface ProxyRoute {
   remote: string;
 }
 
+export interface ProxyUpstreamsOptions {
+  /** Where what the upstreams say about their rate limits is exported. */
+  rateLimits?: RateLimitMetrics;
+}
+
+type RateLimitHooks = Pick<UpstreamClientOptions, 'onRateLimit' | 'onRateLimited'>;
+
 /** Docker Hub's registry host names: names there get the implicit `library/`. */
 const dockerHubHosts = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
@@ -70,11 +81,13 @@ const dockerHubHosts = new Set(['docker.io', 'index.docker.io', 'registry-1.dock
  */
 export class ProxyUpstreams {
   readonly #configured: readonly UpstreamSettings[];
+  readonly #rateLimits: RateLimitMetrics | undefined;
   #byName = new Map<string, ProxyUpstream>();
   #byHost = new Map<string, ProxyUpstream>();
 
-  constructor(configured: readonly UpstreamSettings[]) {
+  constructor(configured: readonly UpstreamSettings[], options: ProxyUpstreamsOptions = {}) {
     this.#configured = configured;
+    this.#rateLimits = options.rateLimits;
     this.replaceManaged([]);
   }
 
@@ -93,7 +106,7 @@ export class ProxyUpstreams {
       const upstream =
         kept && kept.source === source && sameSettings(kept.settings, settings)
           ? kept
-          : createUpstream(settings, source);
+          : createUpstream(settings, source, this.#rateLimitHooks(settings.name));
       byName.set(settings.name, upstream);
       for (const host of settings.hosts) {
         if (!byHost.has(host.toLowerCase())) byHost.set(host.toLowerCase(), upstream);
@@ -104,7 +117,24 @@ export class ProxyUpstreams {
     for (const [name, upstream] of previous) {
       // Requests under way finish first: closing an undici agent waits for them.
       if (byName.get(name) !== upstream) void upstream.client.close().catch(() => {});
+      if (!byName.has(name)) this.#rateLimits?.forget(name);
     }
+  }
+
+  /** Exports what the upstream's answers say of its rate limit, for as long as it is one of these. */
+  #rateLimitHooks(name: string): RateLimitHooks {
+    const metrics = this.#rateLimits;
+    if (!metrics) return {};
+    // A removed upstream's requests still under way must not bring its series back.
+    const current = () => this.#byName.has(name);
+    return {
+      onRateLimit: (state) => {
+        if (current()) metrics.observe(name, state);
+      },
+      onRateLimited: () => {
+        if (current()) metrics.limited(name);
+      },
+    };
   }
 
   /** The namespaces that are pull-through caches. */
@@ -148,7 +178,7 @@ export class ProxyUpstreams {
   }
 }
 
-function createUpstream(s: UpstreamSettings, source: UpstreamSource): ProxyUpstream {
+function createUpstream(s: UpstreamSettings, source: UpstreamSource, hooks: RateLimitHooks): ProxyUpstream {
   return {
     name: s.name,
     url: s.url,
@@ -166,9 +196,11 @@ function createUpstream(s: UpstreamSettings, source: UpstreamSource): ProxyUpstr
       ...(s.username !== undefined && s.password !== undefined
         ? { credentials: { username: s.username, password: s.password } }
         : {}),
+      ...hooks,
     }),
     freshnessSeconds: s.freshness,
     staleIfError: s.staleIfError,
+    staleIfDeleted: s.staleIfDeleted,
     negativeTtlSeconds: s.negativeTtl,
     pull: s.pull,
     storageBudget: s.storageBudget ?? null,

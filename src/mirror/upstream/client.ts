@@ -39,6 +39,8 @@ export interface UpstreamClientOptions {
   circuitBreaker?: CircuitBreakerOptions;
   /** Called with every answer of the registry that carries rate-limit headers. */
   onRateLimit?: (state: RateLimitState, upstream: string) => void;
+  /** Called with every 429 answer: of the registry, its token realm or its CDN. */
+  onRateLimited?: (upstream: string) => void;
   userAgent?: string;
 }
 
@@ -137,6 +139,7 @@ export class UpstreamClient {
       credentials: options.credentials,
       userAgent: options.userAgent ?? 'slipway',
       onRateLimit: options.onRateLimit,
+      onRateLimited: options.onRateLimited,
       breaker: this.circuit,
     });
   }

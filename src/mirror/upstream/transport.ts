@@ -34,6 +34,8 @@ export interface TransportOptions {
   credentials?: UpstreamCredentials | undefined;
   userAgent: string;
   onRateLimit?: ((state: RateLimitState, upstream: string) => void) | undefined;
+  /** Called with every 429 answer: of the registry, its token realm or its CDN. */
+  onRateLimited?: ((upstream: string) => void) | undefined;
   /** Pauses requests to an upstream that keeps failing; by default one of its own. */
   breaker?: CircuitBreaker | undefined;
 }
@@ -55,6 +57,7 @@ export class UpstreamTransport {
   readonly #dispatcher: Dispatcher;
   readonly #userAgent: string;
   readonly #onRateLimit: TransportOptions['onRateLimit'];
+  readonly #onRateLimited: TransportOptions['onRateLimited'];
   #rateLimit: RateLimitState | undefined;
   readonly #breaker: CircuitBreaker;
 
@@ -64,6 +67,7 @@ export class UpstreamTransport {
     this.#dispatcher = options.dispatcher;
     this.#userAgent = options.userAgent;
     this.#onRateLimit = options.onRateLimit;
+    this.#onRateLimited = options.onRateLimited;
     this.#breaker = options.breaker ?? new CircuitBreaker();
     this.auth = new UpstreamAuth({
       credentials: options.credentials,
@@ -130,6 +134,7 @@ export class UpstreamTransport {
     }
     if (response.statusCode >= 500) this.#breaker.failed();
     else this.#breaker.succeeded();
+    if (response.statusCode === 429) this.#onRateLimited?.(this.label);
     return response;
   }
 

@@ -22,6 +22,9 @@ interface UpstreamBody {
   source: 'config' | 'api';
   freshness: number;
   circuit: string;
+  storageBudget: number | null;
+  pinned: string[];
+  staleIfDeleted: boolean;
   password?: unknown;
 }
 
@@ -188,6 +191,73 @@ describe('/api/v1/proxy/upstreams', () => {
     expect(half.status).toBe(400);
     const listed = await root.get<{ upstreams: UpstreamBody[] }>('/proxy/upstreams');
     expect(listed.body.upstreams.map((u) => u.name)).toEqual(['corp', 'hub']);
+  });
+
+  it('keeps an upstream added with a storage budget within it, sparing its pinned tags', async () => {
+    const pusher = new OciClient(upstream.url, { Authorization: basic(adminUser, adminPassword) });
+    await pusher.pushImage('root/app', '2');
+    const three = await pusher.pushImage('root/app', '3');
+    // Room for the manifests of 1 and 3, not for all three; 1 is pinned, and the least recently pulled.
+    const budget = image.size + three.size;
+    const created = await root.post<UpstreamBody>('/proxy/upstreams', {
+      name: 'small',
+      url: upstream.url,
+      username: adminUser,
+      password: adminPassword,
+      storageBudget: `${budget}B`,
+      pinned: ['root/app:1'],
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      storageBudget: budget,
+      pinned: ['root/app:1'],
+      staleIfDeleted: false,
+    });
+    const manifestOf = async (tag: string) => {
+      const response = await pullAs(alice, `/v2/small/root/app/manifests/${tag}`);
+      await response.arrayBuffer();
+      return { status: response.status, cache: response.headers.get('x-cache') };
+    };
+    for (const tag of ['1', '2', '3']) expect(await manifestOf(tag)).toEqual({ status: 200, cache: 'MISS' });
+
+    const report = await slipway.services.cacheEviction.run();
+    const small = report?.upstreams.find((u) => u.upstream === 'small');
+    expect(small?.evicted.map((e) => `${e.repository}:${e.tag}`)).toEqual(['small/root/app:2']);
+    expect(small?.bytes).toBe(budget);
+    expect(await manifestOf('1')).toEqual({ status: 200, cache: 'HIT' });
+    expect(await manifestOf('3')).toEqual({ status: 200, cache: 'HIT' });
+    expect(await manifestOf('2')).toEqual({ status: 200, cache: 'MISS' });
+  });
+
+  it('changes the budget, pins and staleIfDeleted of an upstream, and removes the budget with null', async () => {
+    const changed = await root.patch<UpstreamBody>('/proxy/upstreams/small', {
+      storageBudget: '50GiB',
+      pinned: ['v*', 'root/app:stable'],
+      staleIfDeleted: true,
+    });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({
+      storageBudget: 50 * 2 ** 30,
+      pinned: ['v*', 'root/app:stable'],
+      staleIfDeleted: true,
+    });
+    const onReplica = ApiCaller.as(replica, basic(adminUser, adminPassword));
+    await waitFor(
+      async () =>
+        (await onReplica.get<UpstreamBody>('/proxy/upstreams/small')).body.storageBudget === 50 * 2 ** 30,
+    );
+
+    const cleared = await root.patch<UpstreamBody>('/proxy/upstreams/small', { storageBudget: null });
+    expect(cleared.body).toMatchObject({ storageBudget: null, pinned: ['v*', 'root/app:stable'] });
+    expect((await root.get<UpstreamBody>('/proxy/upstreams/small')).body.storageBudget).toBeNull();
+
+    const wrong = await root.patch('/proxy/upstreams/small', {
+      storageBudget: '5 parsecs',
+      pinned: ['a:b:c'],
+    });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error?.message).toMatch(/expected bytes/);
+    expect((await root.delete('/proxy/upstreams/small')).status).toBe(204);
   });
 
   it('removes an upstream, and with purge its cached repositories', async () => {

@@ -14,9 +14,10 @@ import { startSlipway, type TestSlipway } from '../../helpers/slipway.ts';
 
 /**
  * The pull-through cache against Distribution upstreams on loopback. `hub` trusts tags for five
- * minutes, `eager` revalidates every pull, `flaky` is an upstream that gets stopped, `gone` one that
- * never listened, and `dockerhub` stands in for Docker Hub (implicit `library/`, `?ns=docker.io`).
- * `hub`, `eager` and `dockerhub` reach the same registry through a proxy that counts requests.
+ * minutes, `eager` revalidates every pull, `lenient` too but serves tags deleted upstream stale,
+ * `flaky` is an upstream that gets stopped, `gone` one that never listened, and `dockerhub` stands in
+ * for Docker Hub (implicit `library/`, `?ns=docker.io`). `hub`, `eager`, `lenient` and `dockerhub`
+ * reach the same registry through a proxy that counts requests.
  */
 describe('pull-through cache', () => {
   const bigLayer = randomBytes(8 * 1024 * 1024 + 5);
@@ -29,6 +30,7 @@ describe('pull-through cache', () => {
   let image: PushedImage;
   let index: { digest: Digest; body: Buffer };
   let flakyImage: PushedImage;
+  let doomed: PushedImage;
 
   beforeAll(async () => {
     [upstream, flakyUpstream] = await Promise.all([startDistribution(), startDistribution()]);
@@ -42,6 +44,7 @@ describe('pull-through cache', () => {
     ]);
     await pusher.pushImage('team/moving', 'latest');
     await pusher.pushImage('library/busy', '1');
+    doomed = await pusher.pushImage('team/doomed', '1');
     flakyImage = await new DistributionOciClient(flakyUpstream.url).pushImage('team/app', '1');
     slipway = await startSlipway({
       config: {
@@ -49,6 +52,7 @@ describe('pull-through cache', () => {
           upstreams: [
             { name: 'hub', url: counter.url, freshness: '5m', negativeTtl: '1m' },
             { name: 'eager', url: counter.url, freshness: 0 },
+            { name: 'lenient', url: counter.url, freshness: 0, staleIfDeleted: true },
             { name: 'flaky', url: flakyUpstream.url, freshness: 0 },
             { name: 'gone', url: `http://127.0.0.1:${await freePort()}` },
             { name: 'dockerhub', url: counter.url, hosts: ['docker.io'] },
@@ -170,6 +174,41 @@ describe('pull-through cache', () => {
     expect(await errorCode(missing)).toBe('MANIFEST_UNKNOWN');
     expect((await pull('/v2/hub/team/app/manifests/nope')).status).toBe(404);
     expect(upstreamRequests('GET', '/v2/team/app/manifests/nope')).toBe(1);
+  });
+
+  it('answers MANIFEST_UNKNOWN for a cached tag deleted upstream, or serves it STALE with staleIfDeleted', async () => {
+    for (const namespace of ['eager', 'lenient']) {
+      const fetched = await pull(`/v2/${namespace}/team/doomed/manifests/1`);
+      expect(fetched.headers.get('x-cache')).toBe('MISS');
+    }
+    const pulledAt = async () => {
+      const { rows } = await slipway.services.db.query<{ at: string }>(
+        `SELECT p.last_pulled_at::text AS at FROM proxy_tags p JOIN repositories r ON r.id = p.repository_id
+          WHERE r.name = 'lenient/team/doomed' AND p.tag = '1'`,
+      );
+      return new Date(rows[0]!.at).getTime();
+    };
+    const fetchedAt = await pulledAt();
+    const deleted = await pusher.status(`/v2/team/doomed/manifests/${doomed.digest}`, { method: 'DELETE' });
+    expect(deleted).toBe(202);
+
+    const gone = await client.fetch('/v2/eager/team/doomed/manifests/1');
+    expect(gone.status).toBe(404);
+    expect(await errorCode(gone)).toBe('MANIFEST_UNKNOWN');
+
+    const heads = upstreamRequests('HEAD', '/v2/team/doomed/manifests/1');
+    for (let i = 1; i <= 2; i++) {
+      const stale = await pull('/v2/lenient/team/doomed/manifests/1');
+      expect(stale.status).toBe(200);
+      expect(stale.headers.get('x-cache')).toBe('STALE');
+      expect(stale.headers.get('docker-content-digest')).toBe(doomed.digest);
+      expect(stale.body.equals(doomed.manifest)).toBe(true);
+      // Still cached, and still asked about: it is served as long as the upstream lacks it.
+      expect(upstreamRequests('HEAD', '/v2/team/doomed/manifests/1')).toBe(heads + i);
+    }
+    // A stale pull counts as a pull, for eviction.
+    await slipway.services.pullTracker.flush();
+    expect(await pulledAt()).toBeGreaterThan(fetchedAt);
   });
 
   it('adds library/ for Docker Hub names and routes ?ns=docker.io to the same cache', async () => {

@@ -6,7 +6,7 @@ import type { AuditKind } from '../../../identity/audit.ts';
 import { requireSuperuser } from '../../../identity/service.ts';
 import type { UpstreamView } from '../../../mirror/cache/upstream-catalog.ts';
 import { UpstreamError } from '../../../mirror/upstream/errors.ts';
-import { pullPolicy } from '../../config.ts';
+import { byteSize, pinPattern, pullPolicy } from '../../config.ts';
 import { answers, noContent, type ApiRoutes } from '../routes.ts';
 
 const seconds = z
@@ -25,6 +25,16 @@ const hosts = z
   .array(z.string().min(1).max(255).toLowerCase())
   .max(32)
   .describe('registry host names routed here by containerd `?ns=`, e.g. docker.io');
+const storageBudget = byteSize.describe(
+  'bytes the cached repositories may hold, e.g. 1073741824 or "50GiB"; beyond it the least recently pulled unpinned tags are evicted',
+);
+const pinned = z
+  .array(pinPattern)
+  .max(256)
+  .describe('tags never evicted: tag globs ("v*") or repository:tag globs ("library/nginx:1.*")');
+const staleIfDeleted = z
+  .boolean()
+  .describe('serve the cached copy of a tag the upstream no longer has, rather than MANIFEST_UNKNOWN');
 const circuitBreaker = z
   .object({ failures: z.number().int().nonnegative().max(1000), cooldown: seconds })
   .strict()
@@ -35,11 +45,13 @@ const defaults = {
   tlsVerify: true,
   freshness: 300,
   staleIfError: true,
+  staleIfDeleted: false,
   negativeTtl: 60,
   maxConnections: 16,
   timeout: 30,
   circuitBreaker: { failures: 5, cooldown: 30 },
   pull: 'users' as const,
+  pinned: [],
 };
 
 const newUpstream = z
@@ -52,11 +64,14 @@ const newUpstream = z
     tlsVerify: z.boolean().optional(),
     freshness: seconds.optional().describe('seconds a tag is trusted before it is revalidated'),
     staleIfError: z.boolean().optional(),
+    staleIfDeleted: staleIfDeleted.optional(),
     negativeTtl: seconds.optional().describe('seconds an upstream "not found" is remembered'),
     maxConnections: z.number().int().positive().max(1024).optional(),
     timeout: seconds.optional().describe('seconds to wait for the upstream to start answering'),
     circuitBreaker: circuitBreaker.optional(),
     pull: pullPolicy.optional().describe('anonymous, users (any signed-in account) or org:<organization>'),
+    storageBudget: storageBudget.optional(),
+    pinned: pinned.optional(),
   })
   .strict()
   .refine((u) => (u.username === undefined) === (u.password === undefined), {
@@ -72,11 +87,14 @@ const upstreamChanges = z
     tlsVerify: z.boolean().optional(),
     freshness: seconds.optional(),
     staleIfError: z.boolean().optional(),
+    staleIfDeleted: staleIfDeleted.optional(),
     negativeTtl: seconds.optional(),
     maxConnections: z.number().int().positive().max(1024).optional(),
     timeout: seconds.optional(),
     circuitBreaker: circuitBreaker.optional(),
     pull: pullPolicy.optional(),
+    storageBudget: storageBudget.nullable().optional().describe('null: no budget any more'),
+    pinned: pinned.optional(),
   })
   .strict();
 
@@ -90,11 +108,14 @@ export const upstreamResource = z
     tlsVerify: z.boolean(),
     freshness: z.number(),
     staleIfError: z.boolean(),
+    staleIfDeleted: z.boolean(),
     negativeTtl: z.number(),
     maxConnections: z.number().int(),
     timeout: z.number(),
     circuitBreaker: z.object({ failures: z.number().int(), cooldown: z.number() }),
     pull: z.string(),
+    storageBudget: z.number().int().nullable().describe('bytes; null: unlimited'),
+    pinned: z.array(z.string()),
     source: z.enum(['config', 'api']).describe('config: declared in the config file, read-only here'),
     circuit: z.enum(['closed', 'open', 'half-open']).describe('open: requests to it are paused'),
     rateLimit: z
@@ -133,11 +154,14 @@ function toResource({ upstream, stored }: UpstreamView): z.infer<typeof upstream
     tlsVerify: s.tlsVerify,
     freshness: s.freshness,
     staleIfError: s.staleIfError,
+    staleIfDeleted: s.staleIfDeleted,
     negativeTtl: s.negativeTtl,
     maxConnections: s.maxConnections,
     timeout: s.timeout,
     circuitBreaker: s.circuitBreaker,
     pull: s.pull,
+    storageBudget: upstream.storageBudget,
+    pinned: [...upstream.pinned],
     source: upstream.source,
     circuit: upstream.client.circuit.state,
     rateLimit: rateLimit
