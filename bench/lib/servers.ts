@@ -1,10 +1,12 @@
 /** Starting, watching and stopping the registries under test, and the counting proxies in front of them. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDistribution as launchDistribution } from '../../test/helpers/distribution.ts';
+import { freePort } from '../../test/helpers/gateway-process.ts';
+import { waitForRegistry } from '../../test/helpers/registry-http.ts';
 import type { ProxiedRequest } from './counting-proxy.ts';
 
 export type ServerId = 'reference' | 'slipway';
@@ -21,19 +23,6 @@ export interface RunningServer {
 }
 
 export const distributionBinary = process.env.BENCH_DISTRIBUTION_BIN ?? '/usr/bin/docker-registry';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 function launch(
   command: string,
@@ -52,30 +41,14 @@ function launch(
   return child;
 }
 
-async function waitReady(
-  base: string,
-  child: ChildProcess,
-  logFile: string,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `server exited during startup (${child.exitCode ?? child.signalCode}); log:\n${tail(logFile)}`,
-      );
-    }
-    try {
-      const response = await fetch(`${base}/v2/`, { signal: AbortSignal.timeout(2000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`server at ${base} not ready after ${timeoutMs} ms; log:\n${tail(logFile)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Waits until the server's `/v2/` answers 200; its log's last lines tell why it did not. */
+function waitReady(base: string, child: ChildProcess, logFile: string): Promise<void> {
+  return waitForRegistry(base, {
+    name: basename(logFile, '.log'),
+    exited: () => child.exitCode !== null || child.signalCode !== null,
+    output: () => tail(logFile),
+    timeoutMs: 60_000,
+  });
 }
 
 export function tail(file: string, lines = 30): string {
@@ -165,7 +138,7 @@ function slipwayNodeArgs(): string[] {
 }
 
 export interface DistributionOptions {
-  /** Names its data directory, config and log in the work directory (default `distribution`). */
+  /** Names its directory (config and storage) and log in the work directory (default `distribution`). */
   name?: string;
   label?: string;
   /** Proxy mode: a pull-through cache of the registry at this URL (read-only). */
@@ -182,55 +155,25 @@ export async function startDistribution(
     );
   }
   const name = options.name ?? 'distribution';
-  const port = await freePort();
-  const root = join(workDir, `${name}-data`);
-  await mkdir(root, { recursive: true });
-  const configFile = join(workDir, `${name}.yml`);
+  const logFile = join(workDir, `${name}.log`);
   // Closest to Slipway's defaults: filesystem storage, in-memory blob descriptor cache, no auth,
   // no access log, no background jobs.
-  await writeFile(
-    configFile,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  cache:',
-      '    blobdescriptor: inmemory',
-      '  filesystem:',
-      `    rootdirectory: ${root}`,
-      '  delete:',
-      '    enabled: true',
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      ...(options.proxyRemoteUrl ? ['proxy:', `  remoteurl: ${options.proxyRemoteUrl}`] : []),
-      '',
-    ].join('\n'),
-  );
-  const logFile = join(workDir, `${name}.log`);
-  const child = launch(distributionBinary, ['serve', configFile], { logFile });
-  const base = `http://127.0.0.1:${port}`;
-  const stop = stopper(child);
-  try {
-    await waitReady(base, child, logFile);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const registry = await launchDistribution({
+    binary: distributionBinary,
+    dir: join(workDir, name),
+    logFile,
+    quiet: true,
+    proxyRemoteUrl: options.proxyRemoteUrl,
+  });
   return {
     id: 'reference',
     label: options.label ?? 'Distribution',
     version: distributionVersion(),
-    base,
-    pid: child.pid!,
-    child,
+    base: registry.url,
+    pid: registry.pid,
+    child: registry.child,
     logFile,
-    stop,
+    stop: registry.stop,
   };
 }
 
@@ -243,19 +186,26 @@ export interface CountingProxy {
   /** Every request forwarded since the last reset. */
   requests(): Promise<ProxiedRequest[]>;
   reset(): Promise<void>;
+  /** Paces the upstream's response bodies that start from now on to `bytesPerSec` (0: not paced). */
+  setLinkRate(bytesPerSec: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 const countingProxyScript = join(dirname(fileURLToPath(import.meta.url)), 'counting-proxy.ts');
 
-/** Starts a counting proxy to `target` in its own process; `name` names its log in the work directory. */
+/**
+ * Starts a counting proxy to `target` in its own process; `name` names its log in the work directory.
+ * `linkRate` (bytes/s) paces the upstream's response bodies from the start; `setLinkRate` changes it.
+ */
 export async function startCountingProxy(
   target: string,
   workDir: string,
   name: string,
+  options: { linkRate?: number } = {},
 ): Promise<CountingProxy> {
   const logFile = join(workDir, `${name}.log`);
-  const child = launch(process.execPath, [countingProxyScript, target], { logFile });
+  const args = [countingProxyScript, target, ...(options.linkRate ? [String(options.linkRate)] : [])];
+  const child = launch(process.execPath, args, { logFile });
   const stop = stopper(child);
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -276,6 +226,12 @@ export async function startCountingProxy(
       logFile,
       requests: () => control('GET'),
       reset: async () => void (await control('DELETE')),
+      setLinkRate: async (bytesPerSec) => {
+        const response = await fetch(`${base}/-/link-rate`, { method: 'PUT', body: String(bytesPerSec) });
+        if (response.status !== 200)
+          throw new Error(`${name}: PUT /-/link-rate gave ${response.status}: ${await response.text()}`);
+        await response.arrayBuffer();
+      },
       stop,
     };
   } catch (error) {

@@ -50,7 +50,7 @@ describe('killing the gateway (SIGKILL) and restarting it on the same data direc
     return dir;
   };
   const start = async (dataDir: string, port?: number) => {
-    const gateway = await spawnGateway(dataDir, port);
+    const gateway = await spawnGateway(dataDir, { port });
     gateways.push(gateway);
     return gateway;
   };

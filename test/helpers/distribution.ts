@@ -1,28 +1,49 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeDigest, type Digest } from '../../src/registry/digest.ts';
 import { freePort } from './gateway-process.ts';
 import { OciClient } from './oci-client.ts';
+import { waitForRegistry } from './registry-http.ts';
 import { requireTool } from './tools.ts';
 
 /** A CNCF Distribution registry (Debian's `docker-registry`) on a loopback port. */
 export interface TestDistribution {
   /** http://127.0.0.1:<port> */
   url: string;
-  /** What the registry logged so far (its access log included). */
+  pid: number;
+  child: ChildProcess;
+  /** What the registry logged so far. */
   output(): string;
+  /** SIGTERM (SIGKILL after 10 s), then the temporary directory, if it made one, is removed. */
   stop(): Promise<void>;
 }
 
+export interface DistributionOptions {
+  /** The executable; default `docker-registry` on PATH. */
+  binary?: string;
+  /** Where its config and storage go (kept); default a temporary directory that `stop` removes. */
+  dir?: string;
+  /** Where what it logs goes; default kept in memory. */
+  logFile?: string;
+  /** Errors only and no access log, as for measurements; default warnings and an access log line per request. */
+  quiet?: boolean;
+  /** Proxy mode: a read-only pull-through cache of the registry at this URL. */
+  proxyRemoteUrl?: string;
+}
+
 /**
- * Starts `docker-registry serve` on a random loopback port with filesystem storage in a temporary
- * directory, deletes enabled and no background jobs, and waits until `/v2/` answers.
+ * Starts `docker-registry serve` on a random loopback port with filesystem storage, the in-memory blob
+ * descriptor cache, deletes enabled and no background jobs, and waits until `/v2/` answers. Used by
+ * the tests and, for the reference registry, by the bench.
  */
-export async function startDistribution(): Promise<TestDistribution> {
-  const binary = requireTool('docker-registry', 'docker-registry');
-  const dir = await mkdtemp(join(tmpdir(), 'slipway-distribution-'));
+export async function startDistribution(options: DistributionOptions = {}): Promise<TestDistribution> {
+  const binary = options.binary ?? requireTool('docker-registry', 'docker-registry');
+  const temporary = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'slipway-distribution-')));
+  await mkdir(dir, { recursive: true });
   const port = await freePort();
   const configFile = join(dir, 'config.yml');
   await writeFile(
@@ -30,7 +51,7 @@ export async function startDistribution(): Promise<TestDistribution> {
     [
       'version: 0.1',
       'log:',
-      '  level: warn',
+      ...(options.quiet ? ['  level: error', '  accesslog:', '    disabled: true'] : ['  level: warn']),
       'storage:',
       '  cache:',
       '    blobdescriptor: inmemory',
@@ -43,47 +64,52 @@ export async function startDistribution(): Promise<TestDistribution> {
       '      enabled: false',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.proxyRemoteUrl ? ['proxy:', `  remoteurl: ${options.proxyRemoteUrl}`] : []),
       '',
     ].join('\n'),
   );
   const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: Buffer[] = [];
-  child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+  let output: () => string;
+  if (options.logFile === undefined) {
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
+    output = () => Buffer.concat(chunks).toString('utf8');
+  } else {
+    const logFile = options.logFile;
+    const log = createWriteStream(logFile);
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    child.once('exit', () => log.end());
+    output = () => {
+      try {
+        return readFileSync(logFile, 'utf8');
+      } catch {
+        return '(no log yet)';
+      }
+    };
+  }
+  const running = () => child.exitCode === null && child.signalCode === null;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (running()) {
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.kill('SIGTERM');
+        await exited;
+        clearTimeout(kill);
+      }
+      if (temporary) await rm(dir, { recursive: true, force: true });
+    })());
   const url = `http://127.0.0.1:${port}`;
-  const text = () => Buffer.concat(output).toString('utf8');
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
   try {
-    await waitUntilServing(url, () => child.exitCode !== null || child.signalCode !== null, text);
+    await waitForRegistry(url, { name: 'docker-registry', exited: () => !running(), output });
   } catch (error) {
     await stop();
     throw error;
   }
-  return { url, output: text, stop };
-}
-
-async function waitUntilServing(url: string, exited: () => boolean, output: () => string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (exited()) throw new Error(`docker-registry exited during start-up:\n${output()}`);
-    try {
-      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`docker-registry at ${url} not ready after 15 s:\n${output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return { url, pid: child.pid!, child, output, stop };
 }
 
 /**

@@ -39,8 +39,9 @@ export function freePort(): Promise<number> {
 
 /**
  * The environment without Slipway's configuration variables (DATABASE_URL, SLIPWAY_*, …), so the
- * gateway runs on its embedded defaults (PGlite and files under the data directory) whatever the test
- * run's environment holds; garbage collection off so nothing is removed behind the test's back.
+ * gateway runs on its embedded defaults (PGlite and files under the data directory) or on its config
+ * file, whatever the test run's environment holds; garbage collection off so nothing is removed behind
+ * the test's back.
  */
 function embeddedEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -53,8 +54,18 @@ function embeddedEnvironment(): NodeJS.ProcessEnv {
   return env;
 }
 
+export interface SpawnGatewayOptions {
+  /** The loopback port to listen on; a free one by default. */
+  port?: number;
+  /** A YAML (or JSON) configuration file, passed with `--config`. */
+  configFile?: string;
+}
+
 /** Starts `slipway serve` on `dataDir` and waits until `/health/instance` answers. */
-export async function spawnGateway(dataDir: string, port?: number): Promise<GatewayProcess> {
+export async function spawnGateway(
+  dataDir: string,
+  { port, configFile }: SpawnGatewayOptions = {},
+): Promise<GatewayProcess> {
   const listenPort = port ?? (await freePort());
   const child = spawn(
     process.execPath,
@@ -67,6 +78,7 @@ export async function spawnGateway(dataDir: string, port?: number): Promise<Gate
       dataDir,
       '--log-level',
       'warn',
+      ...(configFile === undefined ? [] : ['--config', configFile]),
     ],
     { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'], env: embeddedEnvironment() },
   );

@@ -87,3 +87,76 @@ export function startPartialRequest(
   written.catch(() => {});
   return { written, abort: () => req.destroy(), done };
 }
+
+/** A GET whose body is read as the test asks, so it can look at a download part-way. */
+export interface Download {
+  status: number;
+  headers: Headers;
+  /** The bytes of the body that arrived so far. */
+  readonly received: number;
+  /** Waits until at least `bytes` bytes arrived. */
+  readAtLeast(bytes: number): Promise<void>;
+  /** Everything, once the download ends; rejects if it breaks off. */
+  rest(): Promise<Buffer>;
+}
+
+export async function openDownload(url: string): Promise<Download> {
+  const response = await fetch(url);
+  const reader = response.body!.getReader();
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const readOne = async (): Promise<boolean> => {
+    const { done, value } = await reader.read();
+    if (done) return false;
+    chunks.push(Buffer.from(value));
+    received += value.length;
+    return true;
+  };
+  return {
+    status: response.status,
+    headers: response.headers,
+    get received() {
+      return received;
+    },
+    async readAtLeast(bytes) {
+      while (received < bytes) {
+        if (!(await readOne())) throw new Error(`download ended after ${received} bytes`);
+      }
+    },
+    async rest() {
+      while (await readOne());
+      return Buffer.concat(chunks);
+    },
+  };
+}
+
+export interface StartingServer {
+  /** Names it in errors, e.g. `docker-registry`. */
+  name: string;
+  /** Whether its process has exited: then it never will answer. */
+  exited(): boolean;
+  /** What it logged, for the error. */
+  output(): string;
+  /** Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** Waits until `GET <url>/v2/` answers 200: a registry that has started, or a proxy in front of one. */
+export async function waitForRegistry(url: string, server: StartingServer): Promise<void> {
+  const timeoutMs = server.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (server.exited()) throw new Error(`${server.name} exited during start-up:\n${server.output()}`);
+    try {
+      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${server.name} at ${url} not ready after ${timeoutMs} ms:\n${server.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

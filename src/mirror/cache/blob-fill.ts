@@ -36,8 +36,12 @@ export class FillDigestError extends Error {
 /** The upstream's answers contradict each other on the blob's size. */
 export class FillSizeError extends Error {}
 
-/** Readers are woken when this much more is in the spool (or when the download ends). */
+/**
+ * Readers are woken when this much more is in the spool, when the download ends, and otherwise
+ * `wakeDelayMs` after bytes arrived, so a stalled upstream never keeps received bytes from them.
+ */
 const wakeEvery = 256 * 1024;
+const wakeDelayMs = 5;
 /** Received bytes waiting for the spool beyond which the upstream body is paused. */
 const maxUnwritten = 4 * 1024 * 1024;
 
@@ -63,6 +67,7 @@ export class BlobFill {
   #readers = 0;
   #retired = false;
   #waiters: (() => void)[] = [];
+  #wakeTimer: NodeJS.Timeout | undefined;
   readonly #sink: Writable | undefined;
   #sinkFull = false;
 
@@ -138,7 +143,9 @@ export class BlobFill {
       if (this.#failure !== undefined) throw this.#failure;
       const end = range ? range.end + 1 : this.#size;
       if (end !== undefined && position >= end) return position;
-      const available = this.#verified ? this.#written : this.#written - 1;
+      const available = this.#verified
+        ? this.#written
+        : Math.min(this.#written, (this.#size ?? Infinity) - 1);
       if (position < available) return Math.min(available, end ?? Infinity);
       await this.#nextChange();
     }
@@ -218,6 +225,7 @@ export class BlobFill {
     const spooling = new SpoolWriter(spool, this.#written, (written) => {
       this.#written = written;
       if (written - this.#wokenAt >= wakeEvery || this.#wokenAt === 0) this.#wake();
+      else this.#wakeSoon();
       resumeIfRoom();
     });
     const resumeIfRoom = () => {
@@ -264,10 +272,16 @@ export class BlobFill {
 
   /** Wakes every reader and waiter: more bytes, the size, the end. */
   #wake(): void {
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
     this.#wokenAt = this.#written;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const wake of waiters) wake();
+  }
+
+  #wakeSoon(): void {
+    this.#wakeTimer ??= setTimeout(() => this.#wake(), wakeDelayMs);
   }
 
   #nextChange(): Promise<void> {

@@ -1,33 +1,14 @@
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeliveryResource } from '../../../src/cli/resources.ts';
 import { ApiCaller } from '../../helpers/api.ts';
 import { adminPassword, adminUser, basic, startSecuredSlipway } from '../../helpers/auth.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
 import { waitFor } from '../../helpers/tools.ts';
 import { startReceiver, type WebhookReceiver } from '../../helpers/webhook-receiver.ts';
 
-interface AttemptBody {
-  attemptedAt: string;
-  statusCode: number | null;
-  latencyMs: number;
-  success: boolean;
-  error: string | null;
-  responseExcerpt: string | null;
-}
-
-interface DeliveryBody {
-  id: string;
-  subscriptionId: string;
-  eventId: string;
-  eventKind: string;
-  status: string;
-  attempts: number;
-  attemptLog: AttemptBody[];
-  payload: Record<string, unknown>;
-}
-
 interface DeliveryPage {
-  deliveries: DeliveryBody[];
+  deliveries: DeliveryResource[];
   next?: string;
 }
 
@@ -59,10 +40,10 @@ describe('REST API: test events, the delivery log and replays', () => {
   });
 
   const deliveryOf = async (id: string) =>
-    (await root.get<DeliveryBody>(`/notifications/${subscription.id}/deliveries/${id}`)).body;
+    (await root.get<DeliveryResource>(`/notifications/${subscription.id}/deliveries/${id}`)).body;
 
   it('sends a signed test event, shows the delivery with its attempt, and replays it with the same id', async () => {
-    const queued = await root.post<DeliveryBody>(`/notifications/${subscription.id}/test`);
+    const queued = await root.post<DeliveryResource>(`/notifications/${subscription.id}/test`);
     expect(queued.status).toBe(202);
     expect(queued.body).toMatchObject({ subscriptionId: subscription.id, eventKind: 'repo_push' });
 
@@ -93,7 +74,7 @@ describe('REST API: test events, the delivery log and replays', () => {
     const dead = await root.get<DeliveryPage>(`/notifications/${subscription.id}/deliveries?status=dead`);
     expect(dead.body.deliveries).toEqual([]);
 
-    const replayed = await root.post<DeliveryBody>(
+    const replayed = await root.post<DeliveryResource>(
       `/notifications/${subscription.id}/deliveries/${queued.body.id}/replay`,
     );
     expect(replayed.status).toBe(202);

@@ -1,40 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEntryResource, SubscriptionResource } from '../../../src/cli/resources.ts';
 import { ApiCaller, type ApiAnswer } from '../../helpers/api.ts';
 import { adminPassword, adminUser, basic, startSecuredSlipway } from '../../helpers/auth.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
 
-interface SubscriptionBody {
-  id: string;
-  namespace: string;
-  repository: string | null;
-  title: string;
-  events: string[];
-  filter: string | null;
-  method: 'webhook' | 'slack';
-  url: string;
-  format: string;
-  enabled: boolean;
-  disabledReason: string | null;
-  consecutiveFailures: number;
-  createdBy: string | null;
-  createdAt: string;
-  updatedAt: string;
-  secret?: string | null;
-}
-
 interface SubscriptionList {
-  subscriptions: SubscriptionBody[];
+  subscriptions: SubscriptionResource[];
 }
 
 interface AuditPage {
-  entries: Array<{
-    kind: string;
-    actor: string | null;
-    namespace: string | null;
-    repository: string | null;
-    target: string | null;
-    metadata: Record<string, unknown>;
-  }>;
+  entries: AuditEntryResource[];
 }
 
 const whsec = /^whsec_[A-Za-z0-9+/]{43}=$/;
@@ -53,7 +28,7 @@ describe('REST API: notifications of a repository or a namespace', () => {
   const as = (username: string) => ApiCaller.as(slipway, basic(username, `${username}-password`));
 
   const createIn = (caller: ApiCaller, collection: string, body: Record<string, unknown>) =>
-    caller.post<SubscriptionBody>(`${collection}/notifications`, body);
+    caller.post<SubscriptionResource>(`${collection}/notifications`, body);
 
   beforeAll(async () => {
     slipway = await startSecuredSlipway();
@@ -112,13 +87,13 @@ describe('REST API: notifications of a repository or a namespace', () => {
     const listed = await alice.get<SubscriptionList>('/repositories/acme/app/notifications');
     expect(listed.status).toBe(200);
     expect(listed.body.subscriptions.map((s) => s.id)).toEqual([id]);
-    const read = await alice.get<SubscriptionBody>(`/notifications/${id}`);
+    const read = await alice.get<SubscriptionResource>(`/notifications/${id}`);
     expect(read.status).toBe(200);
     const { secret: _secret, ...withoutSecret } = created.body;
     expect(read.body).toEqual(withoutSecret);
     for (const answer of [listed, read]) expect(JSON.stringify(answer.body)).not.toContain(secret!);
 
-    const renamed = await alice.patch<SubscriptionBody>(`/notifications/${id}`, {
+    const renamed = await alice.patch<SubscriptionResource>(`/notifications/${id}`, {
       title: 'Release hook',
       events: ['repo_push'],
       filter: null,
@@ -134,16 +109,16 @@ describe('REST API: notifications of a repository or a namespace', () => {
     expect(renamed.body).not.toHaveProperty('secret');
 
     const newSecret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
-    const rotated = await alice.patch<SubscriptionBody>(`/notifications/${id}`, { secret: newSecret });
+    const rotated = await alice.patch<SubscriptionResource>(`/notifications/${id}`, { secret: newSecret });
     expect(rotated.body.secret).toBe(newSecret);
     expect((await slipway.services.subscriptions.get(id))!.secret).toBe(newSecret);
     expect(JSON.stringify((await alice.get(`/notifications/${id}`)).body)).not.toContain(newSecret);
 
     expect(
-      (await alice.patch<SubscriptionBody>(`/notifications/${id}`, { enabled: false })).body.enabled,
+      (await alice.patch<SubscriptionResource>(`/notifications/${id}`, { enabled: false })).body.enabled,
     ).toBe(false);
     expect(
-      (await alice.patch<SubscriptionBody>(`/notifications/${id}`, { enabled: true })).body.enabled,
+      (await alice.patch<SubscriptionResource>(`/notifications/${id}`, { enabled: true })).body.enabled,
     ).toBe(true);
     const nothing = await alice.patch(`/notifications/${id}`, {});
     expect(nothing.status).toBe(400);
@@ -170,12 +145,12 @@ describe('REST API: notifications of a repository or a namespace', () => {
       `UPDATE subscriptions SET enabled = false, disabled_reason = 'failed 20 times in a row', consecutive_failures = 20 WHERE id = $1`,
       [body.id],
     );
-    expect((await alice.get<SubscriptionBody>(`/notifications/${body.id}`)).body).toMatchObject({
+    expect((await alice.get<SubscriptionResource>(`/notifications/${body.id}`)).body).toMatchObject({
       enabled: false,
       disabledReason: 'failed 20 times in a row',
       consecutiveFailures: 20,
     });
-    const enabled = await alice.patch<SubscriptionBody>(`/notifications/${body.id}`, { enabled: true });
+    const enabled = await alice.patch<SubscriptionResource>(`/notifications/${body.id}`, { enabled: true });
     expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, consecutiveFailures: 0 });
   });
 
@@ -274,7 +249,7 @@ describe('REST API: notifications of a repository or a namespace', () => {
       (await root.get<SubscriptionList>('/namespaces/acme/notifications')).body.subscriptions.length;
     const before = await count();
     const refused = async (body: Record<string, unknown>, collection = '/repositories/acme/app') => {
-      const answer: ApiAnswer<SubscriptionBody> = await createIn(alice, collection, body);
+      const answer: ApiAnswer<SubscriptionResource> = await createIn(alice, collection, body);
       expect(answer.status, JSON.stringify(answer.body)).toBe(400);
       expect(answer.body.error?.code).toBe('SLW_ERR_INVALID');
       return answer.body.error!.message;
@@ -316,7 +291,9 @@ describe('REST API: notifications of a repository or a namespace', () => {
     const badChange = await alice.patch(`/notifications/${id}`, { events: ['build_start'], filter: '*' });
     expect(badChange.status).toBe(400);
     expect(badChange.body.error?.message).toMatch(/^filter is not a valid regular expression/);
-    expect((await alice.get<SubscriptionBody>(`/notifications/${id}`)).body.events).toEqual(['repo_push']);
+    expect((await alice.get<SubscriptionResource>(`/notifications/${id}`)).body.events).toEqual([
+      'repo_push',
+    ]);
   });
 
   it('shows subscriptions only to administrators: members get 403 or 404, outsiders 404', async () => {
