@@ -1,11 +1,14 @@
 /**
  * Pull-through caches side by side, in one run, on loopback: Slipway's (`proxy.upstreams`) and CNCF
  * Distribution's proxy mode, both in front of the same upstream registry, each through its own
- * counting proxy so that its upstream requests can be told apart. See bench/README.md.
+ * counting proxy so that its upstream requests can be told apart. For the cold-link row, those proxies
+ * pace the upstream's response bodies to a link rate, as for an upstream behind a WAN link. See
+ * bench/README.md.
  *
  *   node bench/pull-through.ts                          full run (a few minutes)
  *   node bench/pull-through.ts --quick                  smoke run (about a minute)
  *   node bench/pull-through.ts --rows proxy-cold,proxy-concurrency
+ *   node bench/pull-through.ts --rows proxy-cold-link --link-rate 100MB/s
  *   node bench/pull-through.ts --help
  */
 import { randomFillSync, createHash } from 'node:crypto';
@@ -63,7 +66,13 @@ const repoRoot = dirname(benchDir);
 
 // ── options ─────────────────────────────────────────────────────────────────────────────────────
 
-const groups = ['proxy-cold', 'proxy-warm', 'proxy-manifest', 'proxy-concurrency'] as const;
+const groups = [
+  'proxy-cold',
+  'proxy-cold-link',
+  'proxy-warm',
+  'proxy-manifest',
+  'proxy-concurrency',
+] as const;
 type Group = (typeof groups)[number];
 
 interface Settings {
@@ -71,8 +80,10 @@ interface Settings {
   rows: Set<Group>;
   /** Rounds of the warm rows, the paths' order changing each round. */
   rounds: number;
-  /** Rounds of the cold row: one fresh blob, one transfer per path each. */
+  /** Rounds of the cold rows: one fresh blob, one transfer per path each. */
   coldRounds: number;
+  /** Bytes/s of the link the counting proxies pace upstream response bodies to in the cold-link row. */
+  linkRate: number;
   /** Rounds of the concurrency row: one fresh blob, one burst of GETs per path each. */
   herdRounds: number;
   warmupSec: number;
@@ -100,12 +111,15 @@ interface Settings {
 const upstreamName = 'hub';
 
 function usage(): string {
-  return `usage: node bench/pull-through.ts [--quick] [--rows ${groups.join(',')}] [--rounds N] [--cold-rounds N] [--duration SEC] [--warmup SEC] [--slipway-root DIR] [--quiet-wait SEC] [--keep] [--out FILE]
+  return `usage: node bench/pull-through.ts [--quick] [--rows ${groups.join(',')}] [--rounds N] [--cold-rounds N] [--link-rate RATE] [--duration SEC] [--warmup SEC] [--slipway-root DIR] [--quiet-wait SEC] [--keep] [--out FILE]
 
-  --quick          smoke run: 32 MiB cold and warm blob, 16 MiB concurrency blob, one round, 2 s autocannon rows
+  --quick          smoke run: 32 MiB cold and warm blob, 16 MiB concurrency blob, one round, 2 s autocannon rows,
+                   a 25 MB/s link
   --rows LIST      only these row groups (comma separated)
   --rounds N       rounds of the warm rows (default 2, quick 1); the concurrency row runs 2N rounds
-  --cold-rounds N  rounds of the cold row, one fresh blob each (default 6, quick 1)
+  --cold-rounds N  rounds of each cold row, one fresh blob each (default 6, quick 1)
+  --link-rate RATE the upstream link of the cold-link row: 50MB/s, 40MiB/s, 400Mbit/s or a number of
+                   MB/s (default 50 MB/s, quick 25 MB/s)
   --duration SEC   measuring time of each autocannon run, per round (default 5, quick 2)
   --warmup SEC     warm-up before each autocannon run (default 2, quick 1)
   --slipway-root DIR
@@ -119,11 +133,21 @@ function usage(): string {
   env BENCH_DISTRIBUTION_BIN      the Distribution binary (default /usr/bin/docker-registry)`;
 }
 
+/** `50MB/s`, `40MiB/s`, `400Mbit/s`, or a number of MB/s, in bytes/s. */
+function parseRate(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(MB|MiB|Mbit)?(?:\/s)?$/i.exec(text.trim());
+  const unit = { mb: MB, mib: MiB, mbit: MB / 8 }[(match?.[2] ?? 'MB').toLowerCase()];
+  const rate = match && unit ? Number(match[1]) * unit : NaN;
+  if (!(rate > 0)) throw new Error(`--link-rate: cannot read "${text}" as a rate (e.g. 50MB/s)\n${usage()}`);
+  return rate;
+}
+
 function parseSettings(argv: string[]): Settings {
   const withValue = [
     'rows',
     'rounds',
     'cold-rounds',
+    'link-rate',
     'duration',
     'warmup',
     'slipway-root',
@@ -158,6 +182,7 @@ function parseSettings(argv: string[]): Settings {
     rows,
     rounds: number('rounds', quick ? 1 : 2),
     coldRounds: number('cold-rounds', quick ? 1 : 6),
+    linkRate: parseRate((flags.get('link-rate') as string | undefined) ?? (quick ? '25MB/s' : '50MB/s')),
     herdRounds: 2 * number('rounds', quick ? 1 : 2),
     warmupSec: number('warmup', quick ? 1 : 2),
     durationSec: number('duration', quick ? 2 : 5),
@@ -415,30 +440,38 @@ async function warmUp(state: BenchState): Promise<void> {
   }
 }
 
+/** What the cold rows measured along each path, one value per round. */
+interface ColdPulls {
+  mbPerSec: Map<PullPath, number[]>;
+  firstByteMs: Map<PullPath, number[]>;
+  upstreamGets: Map<PullPath, number[]>;
+}
+
 /**
- * Row 1: the first GET of a blob no cache has seen, through each cache, against the same GET from
- * the upstream directly. Each round pushes a fresh random blob in a new repository to the upstream.
+ * The cold rows' measurement: the first GET of a blob no cache has seen, along each of `paths`. Each
+ * round pushes a fresh random blob in a new repository (`pull/<name>-N`) to the upstream, fetches its
+ * manifest along each path (unmeasured, as a client's pull starts), then the blob, once, with curl.
  */
-async function coldRows(state: BenchState): Promise<void> {
+async function coldPulls(
+  state: BenchState,
+  group: 'proxy-cold' | 'proxy-cold-link',
+  options: { name: string; label: string; cpuRow: string; paths: PullPath[] },
+): Promise<ColdPulls> {
   const s = state.settings;
-  const { bare, direct, distribution, slipway } = state.paths;
-  const paths = [direct, distribution, slipway, bare];
-  const label = `cold pull, ${sizeText(s.largeBlobBytes)} blob (curl, first GET per cache)`;
-  console.log(`▶ ${label}`);
+  const { bare } = state.paths;
+  console.log(`▶ ${options.label}`);
   const buffer = Buffer.allocUnsafe(s.largeBlobBytes);
-  const mbPerSec = new Map<PullPath, number[]>();
-  const firstByteMs = new Map<PullPath, number[]>();
-  const upstreamGets = new Map<PullPath, number[]>();
+  const pulls: ColdPulls = { mbPerSec: new Map(), firstByteMs: new Map(), upstreamGets: new Map() };
   const cpu = new Map<PullPath, PathCpu[]>();
   const rounds: unknown[] = [];
   for (let round = 0; round < s.coldRounds; round++) {
-    const nonce = `cold-${round}-${Date.now()}`;
+    const nonce = `${options.name}-${round}-${Date.now()}`;
     const blob = freshBlob(buffer, nonce);
     const digest = sha256(blob);
-    const image = makeImage(`pull/cold-${round}`, [blob]);
+    const image = makeImage(`pull/${options.name}-${round}`, [blob]);
     await pushImage(bare.base, image.repository, image);
     const perRound: Record<string, unknown> = { digest };
-    for (const path of orderFor(paths, round)) {
+    for (const path of orderFor(options.paths, round)) {
       await path.proxy?.reset();
       await getManifest(path, image);
       const spec: StreamSpec = {
@@ -450,16 +483,16 @@ async function coldRows(state: BenchState): Promise<void> {
         client: 'curl',
         warmup: false,
       };
-      const load = await measure<RunsResult>(state, path, 'proxy-cold', spec);
+      const load = await measure<RunsResult>(state, path, group, spec);
       const run = load.result.runs[0]!;
       const transfer = run.transfers?.[0];
       const use = pathCpu(path, load, run.clientCpuSec, run.seconds);
       const upstream = path.proxy ? blobGets(await path.proxy.requests(), digest) : undefined;
       await verifyBlob(path, image.repository, blob);
-      push(mbPerSec, path, run.bytes / MB / run.seconds);
-      push(firstByteMs, path, (transfer?.firstByteSec ?? NaN) * 1000);
+      push(pulls.mbPerSec, path, run.bytes / MB / run.seconds);
+      push(pulls.firstByteMs, path, (transfer?.firstByteSec ?? NaN) * 1000);
       push(cpu, path, use);
-      if (upstream) push(upstreamGets, path, upstream.gets);
+      if (upstream) push(pulls.upstreamGets, path, upstream.gets);
       perRound[path.key] = { run, upstream, cpu: use };
       console.log(
         `  ${path.label.padEnd(24)} ${(run.bytes / MB / run.seconds).toFixed(0).padStart(6)} MB/s  first byte ${((transfer?.firstByteSec ?? NaN) * 1000).toFixed(1)} ms` +
@@ -468,48 +501,82 @@ async function coldRows(state: BenchState): Promise<void> {
     }
     rounds.push(perRound);
   }
-  state.raw['proxy-cold'] = rounds;
-  recordCpu(state, 'cold pull', cpu);
-  const med = (map: Map<PullPath, number[]>, path: PullPath) => {
-    const values = map.get(path);
-    return values ? median(values) : undefined;
-  };
-  const max = (map: Map<PullPath, number[]>, path: PullPath) => {
-    const values = map.get(path);
-    return values ? Math.max(...values) : undefined;
-  };
-  const size = sizeText(s.largeBlobBytes);
-  state.rows.push(
+  state.raw[group] = rounds;
+  recordCpu(state, options.cpuRow, cpu);
+  return pulls;
+}
+
+const medianOf = (map: Map<PullPath, number[]>, path: PullPath) => {
+  const values = map.get(path);
+  return values ? median(values) : undefined;
+};
+const maxOf = (map: Map<PullPath, number[]>, path: PullPath) => {
+  const values = map.get(path);
+  return values ? Math.max(...values) : undefined;
+};
+
+/** The rows every cold measurement reports: MB/s against direct, with `target`, and time to first byte. */
+function coldPullRows(
+  state: BenchState,
+  group: 'proxy-cold' | 'proxy-cold-link',
+  label: string,
+  pulls: ColdPulls,
+  options: { target: CacheTarget; mbDigits: number },
+): CacheRow[] {
+  const { direct, distribution, slipway } = state.paths;
+  return [
     {
-      group: 'proxy-cold',
-      label: `cold pull ${size}`,
+      group,
+      label,
       unit: 'MB/s',
       baselineLabel: 'direct',
-      baseline: med(mbPerSec, direct),
-      reference: med(mbPerSec, distribution),
-      slipway: med(mbPerSec, slipway),
-      target: slipwayAtLeast(0.9),
-      digits: 0,
+      baseline: medianOf(pulls.mbPerSec, direct),
+      reference: medianOf(pulls.mbPerSec, distribution),
+      slipway: medianOf(pulls.mbPerSec, slipway),
+      target: options.target,
+      digits: options.mbDigits,
     },
     {
-      group: 'proxy-cold',
-      label: `cold pull ${size}, time to first byte`,
+      group,
+      label: `${label}, time to first byte`,
       unit: 'ms',
       baselineLabel: 'direct',
-      baseline: med(firstByteMs, direct),
-      reference: med(firstByteMs, distribution),
-      slipway: med(firstByteMs, slipway),
+      baseline: medianOf(pulls.firstByteMs, direct),
+      reference: medianOf(pulls.firstByteMs, distribution),
+      slipway: medianOf(pulls.firstByteMs, slipway),
       digits: 1,
       lowerIsBetter: true,
     },
+  ];
+}
+
+/**
+ * Row 1: cold pulls on loopback, through each cache and from the upstream directly, and the same GET
+ * from the upstream without the counting proxy in the way.
+ */
+async function coldRows(state: BenchState): Promise<void> {
+  const s = state.settings;
+  const { bare, direct, distribution, slipway } = state.paths;
+  const size = sizeText(s.largeBlobBytes);
+  const pulls = await coldPulls(state, 'proxy-cold', {
+    name: 'cold',
+    label: `cold pull, ${size} blob (curl, first GET per cache)`,
+    cpuRow: 'cold pull',
+    paths: [direct, distribution, slipway, bare],
+  });
+  state.rows.push(
+    ...coldPullRows(state, 'proxy-cold', `cold pull ${size}`, pulls, {
+      target: slipwayAtLeast(0.9),
+      mbDigits: 0,
+    }),
     {
       group: 'proxy-cold',
       label: `cold pull ${size}, upstream blob GETs per blob (max)`,
       unit: 'count',
       baselineLabel: 'direct',
-      baseline: max(upstreamGets, direct),
-      reference: max(upstreamGets, distribution),
-      slipway: max(upstreamGets, slipway),
+      baseline: maxOf(pulls.upstreamGets, direct),
+      reference: maxOf(pulls.upstreamGets, distribution),
+      slipway: maxOf(pulls.upstreamGets, slipway),
       target: slipwayEquals(1),
       digits: 0,
       lowerIsBetter: true,
@@ -519,7 +586,7 @@ async function coldRows(state: BenchState): Promise<void> {
       label: `GET ${size} from the upstream without counting proxy`,
       unit: 'MB/s',
       baselineLabel: 'bare upstream',
-      baseline: med(mbPerSec, bare),
+      baseline: medianOf(pulls.mbPerSec, bare),
       reference: undefined,
       slipway: undefined,
       digits: 0,
@@ -529,13 +596,53 @@ async function coldRows(state: BenchState): Promise<void> {
       label: `GET ${size} from the upstream without counting proxy, first byte`,
       unit: 'ms',
       baselineLabel: 'bare upstream',
-      baseline: med(firstByteMs, bare),
+      baseline: medianOf(pulls.firstByteMs, bare),
       reference: undefined,
       slipway: undefined,
       digits: 1,
       lowerIsBetter: true,
     },
   );
+}
+
+/**
+ * Row 1b: the cold pulls of row 1 with the upstream behind a slower link, as users pull from Docker
+ * Hub or Quay: each path's counting proxy paces the upstream's response bodies to `--link-rate`. On
+ * loopback every hop costs CPU the 2 cores share, so no cache can come within a few percent of direct
+ * there; behind a link slower than the cache's own throughput, the extra hop should cost only its
+ * latency. Every path has a link of its own, shared by all the upstream GETs it makes.
+ */
+async function coldLinkRows(state: BenchState): Promise<void> {
+  const s = state.settings;
+  const { direct, distribution, slipway } = state.paths;
+  const paths = [direct, distribution, slipway];
+  const size = sizeText(s.largeBlobBytes);
+  const rate = `${Number((s.linkRate / MB).toPrecision(3))} MB/s`;
+  // Upstream GETs still running from an earlier row would take a share of the link.
+  for (const path of paths) await settle(path.proxy!);
+  for (const path of paths) await path.proxy!.setLinkRate(s.linkRate);
+  let pulls: ColdPulls;
+  try {
+    pulls = await coldPulls(state, 'proxy-cold-link', {
+      name: 'cold-link',
+      label: `cold pull over a ${rate} link, ${size} blob (curl, first GET per cache)`,
+      cpuRow: `cold pull, ${rate} link`,
+      paths,
+    });
+  } finally {
+    for (const path of paths) await path.proxy!.setLinkRate(0);
+  }
+  state.rows.push(
+    ...coldPullRows(state, 'proxy-cold-link', `cold pull ${size}, ${rate} link`, pulls, {
+      target: slipwayAtLeast(0.95),
+      mbDigits: 1,
+    }),
+  );
+  const directMBps = medianOf(pulls.mbPerSec, direct);
+  if (directMBps !== undefined && directMBps < (0.9 * s.linkRate) / MB)
+    state.notes.push(
+      `cold pull over a ${rate} link: direct reached ${directMBps.toFixed(0)} MB/s, below 90% of the link rate: something else than the link set the pace (a busy machine, or a link rate too high for it)`,
+    );
 }
 
 /** The image the warm rows pull: one large layer and a few small ones, pulled once through each cache. */
@@ -925,6 +1032,7 @@ async function main(): Promise<void> {
 
   await warmUp(state);
   if (s.rows.has('proxy-cold')) await coldRows(state);
+  if (s.rows.has('proxy-cold-link')) await coldLinkRows(state);
   if (s.rows.has('proxy-warm') || s.rows.has('proxy-manifest')) {
     const image = await primeWarmImage(state);
     if (s.rows.has('proxy-warm')) await warmBlobRows(state, image);
@@ -939,6 +1047,7 @@ async function main(): Promise<void> {
   };
   for (const [group, what] of [
     ['proxy-cold', 'cold pulls'],
+    ['proxy-cold-link', 'cold pulls over the link'],
     ['proxy-concurrency', 'concurrent cold GETs'],
   ] as const) {
     if (!s.rows.has(group)) continue;
