@@ -1,5 +1,6 @@
 import { Option } from 'commander';
 import type { Config, ConfigInput } from '../gateway/config.ts';
+import type { Services } from '../gateway/services.ts';
 
 /** Flags of the commands that work on the gateway's own configuration rather than over the API. */
 export interface LocalConfigFlags {
@@ -18,6 +19,22 @@ export async function loadLocalConfig(flags: LocalConfigFlags): Promise<Config> 
   // Loaded here, not at start, so the commands that only call the API start fast.
   const { loadConfig } = await import('../gateway/config.ts');
   return loadConfig({ file: flags.config, overrides: overrides as ConfigInput });
+}
+
+/** Runs `task` with the gateway's services on the local configuration, closing them afterwards. */
+export async function withLocalServices<T>(
+  flags: LocalConfigFlags,
+  task: (services: Services) => Promise<T>,
+): Promise<T> {
+  const config = await loadLocalConfig(flags);
+  // Loaded here, not at start, so the commands that only call the API start fast.
+  const { createServices } = await import('../gateway/services.ts');
+  const services = await createServices(config);
+  try {
+    return await task(services);
+  } finally {
+    await services.close();
+  }
 }
 
 export const dataFlag = ['--data <dir>', 'data directory (env SLIPWAY_DATA; default ./data)'] as const;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configFlag, dataFlag, loadLocalConfig, type LocalConfigFlags } from '../local-config.ts';
+import { configFlag, dataFlag, withLocalServices, type LocalConfigFlags } from '../local-config.ts';
 import { outputOf } from '../output.ts';
 
 export function registerEvict(program: Command): void {
@@ -12,27 +12,18 @@ export function registerEvict(program: Command): void {
     .option(...configFlag)
     .action(async (flags: LocalConfigFlags, command: Command) => {
       const out = outputOf(command);
-      const config = await loadLocalConfig(flags);
-      // Loaded here, not at start, so the commands that only call the API start fast.
-      const { createServices } = await import('../../gateway/services.ts');
-      const services = await createServices(config);
-      try {
-        const report = await services.cacheEviction.run();
-        if (report === null) {
-          out.done('another process is evicting cache entries right now; nothing done', { ran: false });
-          return;
-        }
-        const lines = report.upstreams.map((u) => {
-          const budget = u.budget === null ? 'no budget' : `budget ${u.budget} bytes`;
-          const evicted =
-            u.evicted.length > 0 ? `, evicted ${u.evicted.length} (${u.evictedBytes} bytes)` : '';
-          const over = u.overBudget ? ', still over budget: the rest is pinned' : '';
-          return `${u.upstream}: ${u.bytes} bytes cached, ${budget}${evicted}${over}`;
-        });
-        lines.push(`deleted ${report.blobsDeleted} blobs (${report.bytesDeleted} bytes) nothing else used`);
-        out.done(lines.join('\n'), { ran: true, ...report });
-      } finally {
-        await services.close();
+      const report = await withLocalServices(flags, (services) => services.cacheEviction.run());
+      if (report === null) {
+        out.done('another process is evicting cache entries right now; nothing done', { ran: false });
+        return;
       }
+      const lines = report.upstreams.map((u) => {
+        const budget = u.budget === null ? 'no budget' : `budget ${u.budget} bytes`;
+        const evicted = u.evicted.length > 0 ? `, evicted ${u.evicted.length} (${u.evictedBytes} bytes)` : '';
+        const over = u.overBudget ? ', still over budget: the rest is pinned' : '';
+        return `${u.upstream}: ${u.bytes} bytes cached, ${budget}${evicted}${over}`;
+      });
+      lines.push(`deleted ${report.blobsDeleted} blobs (${report.bytesDeleted} bytes) nothing else used`);
+      out.done(lines.join('\n'), { ran: true, ...report });
     });
 }

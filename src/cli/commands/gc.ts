@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configFlag, dataFlag, loadLocalConfig, type LocalConfigFlags } from '../local-config.ts';
+import { configFlag, dataFlag, withLocalServices, type LocalConfigFlags } from '../local-config.ts';
 import { outputOf } from '../output.ts';
 
 export function registerGc(program: Command): void {
@@ -10,21 +10,13 @@ export function registerGc(program: Command): void {
     .option(...configFlag)
     .action(async (flags: LocalConfigFlags, command: Command) => {
       const out = outputOf(command);
-      const config = await loadLocalConfig(flags);
-      // Loaded here, not at start, so the commands that only call the API start fast.
-      const { createServices } = await import('../../gateway/services.ts');
-      const services = await createServices(config);
-      try {
-        const report = await services.gc.run(services.gcPolicy);
-        if (report === null)
-          out.done('another process is collecting garbage right now; nothing done', { ran: false });
-        else
-          out.done(
-            `removed ${report.manifests} untagged manifests, ${report.blobs} blobs (${report.bytes} bytes), ${report.uploads} abandoned uploads; ${report.orphans} of those blobs and uploads had no metadata (left by a crash)`,
-            { ran: true, ...report },
-          );
-      } finally {
-        await services.close();
-      }
+      const report = await withLocalServices(flags, (services) => services.gc.run(services.gcPolicy));
+      if (report === null)
+        out.done('another process is collecting garbage right now; nothing done', { ran: false });
+      else
+        out.done(
+          `removed ${report.manifests} untagged manifests, ${report.blobs} blobs (${report.bytes} bytes), ${report.uploads} abandoned uploads; ${report.orphans} of those blobs and uploads had no metadata (left by a crash)`,
+          { ran: true, ...report },
+        );
     });
 }
