@@ -12,6 +12,14 @@ export function hashingStream(source: Readable, hash: Hash): Readable {
       callback(null, chunk);
     },
   });
+  // The source may have failed before it got here (the caller awaited storage first): its error is gone.
+  const failedEarly =
+    source.errored ??
+    (source.destroyed && !source.readableEnded ? new Error('the body closed before it was read') : null);
+  if (failedEarly) {
+    tap.destroy(failedEarly);
+    return tap;
+  }
   source.once('error', (error) => tap.destroy(error));
   source.once('aborted', () =>
     tap.destroy(Object.assign(new Error('client aborted the upload'), { code: 'ECONNRESET' })),
