@@ -53,6 +53,20 @@ export class ImageCopier {
     return bytes;
   }
 
+  /**
+   * Whether the stored manifest `digest` lacks selected children: an index copied before its mirror's
+   * platform selection was widened.
+   */
+  async lacksChildren(digest: Digest): Promise<boolean> {
+    const { local, repository, platforms } = this.#options;
+    const stored = await local.getManifest(repository, { kind: 'digest', digest });
+    const { manifests } = parseManifest(stored.content, stored.mediaType);
+    for (const child of selectIndexChildren(manifests, platforms)) {
+      if (!(await this.#hasManifest(child.digest)) || (await this.lacksChildren(child.digest))) return true;
+    }
+    return false;
+  }
+
   /** The blobs of an image, or the selected children of an index (recursively). */
   async #copyContents(manifest: FetchedManifest): Promise<number> {
     let bytes = 0;

@@ -134,9 +134,10 @@ class SyncRun {
     if (head === null)
       return { tag, outcome: 'skipped', reason: 'deleted upstream after the tag list was read' };
     const digest = head.digest;
-    if ((await localTagDigest(this.#deps.local, this.#repository, tag)) === digest) {
-      return { tag, outcome: 'unchanged', digest };
-    }
+    const unchanged =
+      (await localTagDigest(this.#deps.local, this.#repository, tag)) === digest &&
+      !(await this.#copier.lacksChildren(digest));
+    if (unchanged) return { tag, outcome: 'unchanged', digest };
     if (this.#options.dryRun) return { tag, outcome: 'would-copy', digest };
     const bytes = await this.#copier.copyTag(parseTag(tag), digest);
     return { tag, outcome: 'copied', digest, bytes };

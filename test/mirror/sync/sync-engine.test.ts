@@ -213,6 +213,23 @@ describe('mirror sync engine', () => {
     expect(counter.count((r) => r.method === 'HEAD' && r.url.includes('/manifests/'))).toBe(7);
   });
 
+  it('copies the newly selected platforms of an index already synced once the selection is widened', async () => {
+    const narrow = mirror('mirrors/widened', { filter: { include: ['multi'] } });
+    expect(outcomes(await sync(narrow))).toMatchObject({ multi: 'copied' });
+    expect(await hasManifest('mirrors/widened', arm64.digest)).toBe(false);
+    const pushesBefore = (await events('repo_push', 'mirrors/widened')).length;
+
+    const widened = await sync({ ...narrow, platforms: 'all' });
+    expect(outcomes(widened)).toMatchObject({ multi: 'copied' });
+    expect(await hasManifest('mirrors/widened', arm64.digest)).toBe(true);
+    expect(await hasBlob('mirrors/widened', arm64.configDigest)).toBe(true);
+    expect(await localDigest('mirrors/widened', 'multi')).toBe(index.digest);
+    // The tag did not move: no push event for filling in the index.
+    expect(await events('repo_push', 'mirrors/widened')).toHaveLength(pushesBefore);
+
+    expect(outcomes(await sync({ ...narrow, platforms: 'all' }))).toMatchObject({ multi: 'unchanged' });
+  });
+
   it('copies a tag again when it moved upstream, and only that tag', async () => {
     const pushesBefore = (await events('repo_push', 'mirrors/app')).length;
     const moved = await pusher.pushImage(remote, '1.0', { layers: [baseLayer, randomBytes(700)] });
