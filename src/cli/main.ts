@@ -5,6 +5,7 @@ import { registerAudit } from './commands/audit.ts';
 import { registerEvict } from './commands/evict.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerLogin } from './commands/login.ts';
+import { registerMirror } from './commands/mirror.ts';
 import { registerNotify } from './commands/notify.ts';
 import { registerOrg } from './commands/org.ts';
 import { registerRepo } from './commands/repo.ts';
@@ -39,6 +40,7 @@ function buildProgram(): Command {
     registerToken,
     registerAudit,
     registerNotify,
+    registerMirror,
   ])
     register(program);
   return program;

@@ -137,3 +137,46 @@ export interface DeliveryResource {
   attemptLog: DeliveryAttemptResource[];
   payload: Record<string, unknown>;
 }
+
+export interface MirrorResource {
+  repository: string;
+  namespace: string;
+  upstream: {
+    url: string;
+    repository: string;
+    username: string | null;
+    /** The password itself is never shown. */
+    hasPassword: boolean;
+    tlsVerify: boolean;
+  };
+  filter: {
+    include: string[];
+    exclude: string[];
+    regex: string[];
+    semver?: string;
+    includePrerelease: boolean;
+    newest?: number;
+  };
+  platforms: 'all' | string[];
+  /** interval: seconds between syncs; cron: five fields, in UTC. */
+  schedule: { interval?: number; cron?: string };
+  startAt: string | null;
+  enabled: boolean;
+  deleteMissing: boolean;
+  maxDeletions: number;
+  robot: string | null;
+  concurrency: number;
+  /** Bytes per second; null: unlimited. */
+  bandwidthLimit: number | null;
+  state: 'never_run' | 'syncing' | 'success' | 'failed' | 'cancelled';
+  lastRunAt: string | null;
+  nextRunAt: string | null;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface MirrorImportResource {
+  mirrors: MirrorResource[];
+  warnings: Array<{ path: string; message: string }>;
+}

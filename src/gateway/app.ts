@@ -55,6 +55,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     sessionLifetime: services.config.auth.sessionLifetime,
     upstreams: services.upstreamCatalog,
     purgeCache: (upstream) => services.store.deleteNamespaceRepositories(upstream),
+    mirrors: services.mirrors,
+    mirrorGuard: services.mirrorGuard,
   });
   await app.register(tokenRoutes, {
     tokens: services.auth.tokens,

@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.ts';
 const durationUnits: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
 /** Seconds, given as a number or as "90s", "15m", "24h", "7d". */
-const duration = z.preprocess(
+export const duration = z.preprocess(
   (value) => {
     if (typeof value !== 'string') return value;
     const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim());

@@ -21,6 +21,8 @@ import { PullTracker } from '../mirror/cache/pull-tracker.ts';
 import { UpstreamCatalog } from '../mirror/cache/upstream-catalog.ts';
 import { UpstreamStore } from '../mirror/cache/upstream-store.ts';
 import { ProxyUpstreams } from '../mirror/cache/upstreams.ts';
+import { MirrorGuard } from '../mirror/sync/mirror-guard.ts';
+import { MirrorStore } from '../mirror/sync/mirror-store.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { MetadataCache } from '../registry/metadata/cache.ts';
 import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
@@ -42,6 +44,10 @@ export interface Services {
   /** The upstreams of the config file and of the API, kept the same on every replica. */
   upstreamCatalog: UpstreamCatalog;
   tagHistory: TagHistory;
+  /** Repository mirror definitions. */
+  mirrors: MirrorStore;
+  /** Which repositories are mirrors, in memory: only their robot writes to them. */
+  mirrorGuard: MirrorGuard;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
   /** Notes pulls of cached tags and writes them in batches; `start` it where pulls are served. */
@@ -147,7 +153,12 @@ export async function createServices(config: Config): Promise<Services> {
       blobGraceSeconds: config.gc.blobGrace,
       uploadExpirySeconds: config.gc.uploadExpiry,
     };
-    const auth = await createAuth(config, db, store, upstreams);
+    const mirrors = new MirrorStore(db, sealedBox);
+    const mirrorGuard = new MirrorGuard({ store: mirrors });
+    await mirrorGuard.start();
+    const auth = await createAuth(config, db, store, upstreams, {
+      writeRefusal: (repository, actor) => mirrorGuard.writeRefusal(repository, actor),
+    });
     const subscriptions = new SubscriptionStore({
       db,
       sealedBox,
@@ -172,6 +183,8 @@ export async function createServices(config: Config): Promise<Services> {
       upstreams,
       upstreamCatalog,
       tagHistory,
+      mirrors,
+      mirrorGuard,
       gc,
       gcPolicy,
       pullTracker,
@@ -191,6 +204,7 @@ export async function createServices(config: Config): Promise<Services> {
         await pullTracker.close().catch(() => {});
         await driver.close();
         upstreamCatalog.stop();
+        mirrorGuard.stop();
         await upstreams.close();
         await eventDelivery.close();
         await redis!.close();

@@ -35,7 +35,10 @@ export type AuditKind =
   | 'delete_repo_notification'
   | 'create_proxy_upstream'
   | 'change_proxy_upstream'
-  | 'delete_proxy_upstream';
+  | 'delete_proxy_upstream'
+  | 'create_repo_mirror'
+  | 'change_repo_mirror'
+  | 'delete_repo_mirror';
 
 export interface AuditEntry {
   kind: AuditKind;

@@ -15,6 +15,8 @@ import type { IdentityService } from '../../identity/service.ts';
 import { OciError } from '../../registry/errors.ts';
 import type { TagHistory } from '../../registry/tag-history.ts';
 import type { UpstreamCatalog } from '../../mirror/cache/upstream-catalog.ts';
+import type { MirrorGuard } from '../../mirror/sync/mirror-guard.ts';
+import type { MirrorStore } from '../../mirror/sync/mirror-store.ts';
 import { principalOf } from './authentication.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { notificationRoutes } from './routes/notifications.ts';
@@ -25,6 +27,7 @@ import { tagRoutes } from './routes/tags.ts';
 import { upstreamRoutes } from './routes/upstreams.ts';
 import { userRoutes } from './routes/users.ts';
 import { callerRoutes } from './routes/caller.ts';
+import { mirrorRoutes } from './routes/mirrors.ts';
 import type { RouteOptions } from './routes.ts';
 
 export interface ApiOptions {
@@ -42,6 +45,10 @@ export interface ApiOptions {
   upstreams: UpstreamCatalog;
   /** Deletes the cached repositories of a removed upstream; how many there were. */
   purgeCache: (upstream: string) => Promise<number>;
+  /** Repository mirror definitions (the `/mirrors` routes). */
+  mirrors: MirrorStore;
+  /** Which repositories are mirrors (written by their robot only); told of every mirror change. */
+  mirrorGuard: Pick<MirrorGuard, 'refresh' | 'writeRefusal'>;
 }
 
 declare module 'fastify' {
@@ -119,6 +126,8 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
     sessionLifetime: options.sessionLifetime,
     upstreams: options.upstreams,
     purgeCache: options.purgeCache,
+    mirrors: options.mirrors,
+    mirrorGuard: options.mirrorGuard,
     contextOf: (request) => ({ ip: request.ip }),
   };
   await app.register(callerRoutes, routes);
@@ -130,6 +139,7 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
   await app.register(auditRoutes, routes);
   await app.register(notificationRoutes, routes);
   await app.register(upstreamRoutes, routes);
+  await app.register(mirrorRoutes, routes);
 };
 
 function sendError(

@@ -9,10 +9,11 @@ import { LoginThrottle } from '../../identity/login-throttle.ts';
 import { IdentityService } from '../../identity/service.ts';
 import type { ProxyUpstreams } from '../../mirror/cache/upstreams.ts';
 import type { LocalRegistryStore } from '../../registry/local-store.ts';
+import { OciError } from '../../registry/errors.ts';
 import { parseRepositoryName } from '../../registry/names.ts';
 import { openAccess, type RegistryAccess } from '../../registry/http/access.ts';
 import type { Config } from '../config.ts';
-import { TokenRegistryAccess } from './registry-access.ts';
+import { TokenRegistryAccess, type WriteRefusal } from './registry-access.ts';
 import { loadSigningKeys } from './signing-keys.ts';
 import { TokenService } from './token-service.ts';
 
@@ -35,6 +36,7 @@ export async function createAuth(
   db: Database,
   store: LocalRegistryStore,
   upstreams: ProxyUpstreams,
+  options: { writeRefusal?: WriteRefusal } = {},
 ): Promise<Auth> {
   const audit = new AuditLog(db);
   const policy = new AccessPolicy(db, audit, {
@@ -73,12 +75,30 @@ export async function createAuth(
         policy,
         db,
         ...(config.auth.realm ? { realm: config.auth.realm } : {}),
+        ...(options.writeRefusal ? { writeRefusal: options.writeRefusal } : {}),
       })
-    : openAccess;
+    : openAccessBut(options.writeRefusal);
   const auth: Auth = { audit, policy, authenticator, identity, tokens, registryAccess };
   const firstAdmin = await bootstrapSuperuser(config, identity);
   if (firstAdmin) auth.firstAdmin = firstAdmin;
   return auth;
+}
+
+/**
+ * Without authentication everyone may do everything, except write where `writeRefusal` says no one
+ * identified may (a mirror, written by its robot only, so by no anonymous caller).
+ */
+function openAccessBut(writeRefusal: WriteRefusal | undefined): RegistryAccess {
+  if (!writeRefusal) return openAccess;
+  return {
+    async authorize(request, access) {
+      if (access.kind === 'repository' && access.actions.some((action) => action !== 'pull')) {
+        const refusal = writeRefusal(access.repository, null);
+        if (refusal !== null) throw new OciError('DENIED', refusal);
+      }
+      return openAccess.authorize(request, access);
+    },
+  };
 }
 
 /**

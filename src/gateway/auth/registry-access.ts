@@ -16,6 +16,9 @@ export interface RegistryActor extends Actor {
   kind: 'user' | 'robot' | 'anonymous';
 }
 
+/** Why the account (null: anonymous) may not push to or delete from a repository it has write on. */
+export type WriteRefusal = (repository: string, actor: string | null) => string | null;
+
 /**
  * Token authentication for /v2, as Docker clients expect it: a request without credentials, or whose
  * token does not cover it, gets 401 with a Bearer challenge naming the realm, service and scope; the
@@ -27,6 +30,7 @@ export class TokenRegistryAccess implements RegistryAccess {
   readonly #policy: AccessPolicy;
   readonly #db: Database;
   readonly #realm: string | undefined;
+  readonly #writeRefusal: WriteRefusal;
   /** Who each request acted as, for the audit log. */
   readonly #actors = new WeakMap<FastifyRequest, RegistryActor>();
 
@@ -36,12 +40,15 @@ export class TokenRegistryAccess implements RegistryAccess {
     policy: AccessPolicy;
     db: Database;
     realm?: string;
+    /** Repositories read-only whatever the permissions say (mirrors, written by their robot only). */
+    writeRefusal?: WriteRefusal;
   }) {
     this.#tokens = options.tokens;
     this.#authenticator = options.authenticator;
     this.#policy = options.policy;
     this.#db = options.db;
     this.#realm = options.realm;
+    this.#writeRefusal = options.writeRefusal ?? (() => null);
   }
 
   actorOf(request: FastifyRequest): RegistryActor | undefined {
@@ -50,6 +57,10 @@ export class TokenRegistryAccess implements RegistryAccess {
 
   async authorize(request: FastifyRequest, access: AccessRequest): Promise<Actor> {
     const actor = await this.#authorize(request, access);
+    if (access.kind === 'repository' && access.actions.some((action) => action !== 'pull')) {
+      const refusal = this.#writeRefusal(access.repository, actor.name);
+      if (refusal !== null) throw new OciError('DENIED', refusal);
+    }
     this.#actors.set(request, actor);
     return actor;
   }

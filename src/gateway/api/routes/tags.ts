@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { forbidden } from '../../../errors.ts';
 import { principalName } from '../../../identity/accounts.ts';
 import { parseDigest } from '../../../registry/digest.ts';
 import { parseTag } from '../../../registry/names.ts';
@@ -9,7 +10,7 @@ import { repositoryOf, repositoryParams } from './repositories.ts';
 const tagParams = repositoryParams.extend({ tag: z.string().max(128) });
 
 /** A repository's tags, each tag's history of moves, and putting a tag back on an earlier digest. */
-export const tagRoutes: ApiRoutes = async (app, { identity, tagHistory, contextOf }) => {
+export const tagRoutes: ApiRoutes = async (app, { identity, tagHistory, mirrorGuard, contextOf }) => {
   app.get(
     '/repositories/:namespace/:name/tags',
     {
@@ -77,6 +78,8 @@ export const tagRoutes: ApiRoutes = async (app, { identity, tagHistory, contextO
       const tag = parsedInput(() => parseTag(request.params.tag));
       const digest = parsedInput(() => parseDigest(request.body.digest));
       await identity.requireRole(request.principal, repository, 'write');
+      const refusal = mirrorGuard.writeRefusal(repository, principalName(request.principal));
+      if (refusal !== null) throw forbidden(refusal);
       await tagHistory.restore(repository, tag, digest, { name: principalName(request.principal) });
       await identity.recordChange(request.principal, contextOf(request), {
         kind: 'restore_tag',

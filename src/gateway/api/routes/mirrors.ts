@@ -1,0 +1,340 @@
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ApiError, invalid, notFound, unauthenticated } from '../../../errors.ts';
+import { principalName } from '../../../identity/accounts.ts';
+import type { AuditKind } from '../../../identity/audit.ts';
+import { namespaceOf } from '../../../identity/names.ts';
+import { parseRepositoryName } from '../../../registry/names.ts';
+import {
+  mirrorChangesSchema,
+  mirrorScheduleSchema,
+  mirrorSettingsSchema,
+  mirrorStates,
+  type MirrorSettings,
+} from '../../../mirror/sync/mirror-settings.ts';
+import type { Mirror, NewMirror } from '../../../mirror/sync/mirror-store.ts';
+import { platformSelectionSchema } from '../../../mirror/sync/platform-selector.ts';
+import { importSkopeoSyncFile } from '../../../mirror/sync/skopeo-sync-file.ts';
+import { answers, noContent, parsedInput, type ApiRoutes } from '../routes.ts';
+import { repositoryOf, repositoryParams } from './repositories.ts';
+
+const timestamp = z.iso.datetime();
+const isoOrNull = (date: Date | null) => (date === null ? null : date.toISOString());
+
+export const mirrorResource = z
+  .object({
+    repository: z.string().describe('the local repository, read-only to all but the robot'),
+    namespace: z.string(),
+    upstream: z.object({
+      url: z.string(),
+      repository: z.string(),
+      username: z.string().nullable(),
+      hasPassword: z.boolean().describe('the password itself is never shown'),
+      tlsVerify: z.boolean(),
+    }),
+    filter: z.object({
+      include: z.array(z.string()),
+      exclude: z.array(z.string()),
+      regex: z.array(z.string()),
+      semver: z.string().optional(),
+      includePrerelease: z.boolean(),
+      newest: z.number().int().optional(),
+    }),
+    platforms: z.union([z.literal('all'), z.array(z.string())]),
+    schedule: z
+      .object({ interval: z.number().optional(), cron: z.string().optional() })
+      .describe('interval: seconds between syncs; cron: a five-field expression in UTC'),
+    startAt: timestamp.nullable(),
+    enabled: z.boolean(),
+    deleteMissing: z.boolean(),
+    maxDeletions: z.number().int(),
+    robot: z.string().nullable().describe('null once its robot was deleted: set another'),
+    concurrency: z.number().int(),
+    bandwidthLimit: z.number().int().nullable().describe('bytes per second; null: unlimited'),
+    state: z.enum(mirrorStates),
+    lastRunAt: timestamp.nullable(),
+    nextRunAt: timestamp.nullable().describe('null while disabled'),
+    createdBy: z.string().nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .meta({ id: 'Mirror' });
+
+export const toMirrorResource = (mirror: Mirror): z.infer<typeof mirrorResource> => ({
+  repository: mirror.repository,
+  namespace: mirror.namespace,
+  upstream: { ...mirror.upstream },
+  filter: mirror.filter,
+  platforms: mirror.platforms,
+  schedule: mirror.schedule,
+  startAt: isoOrNull(mirror.startAt),
+  enabled: mirror.enabled,
+  deleteMissing: mirror.deleteMissing,
+  maxDeletions: mirror.maxDeletions,
+  robot: mirror.robot,
+  concurrency: mirror.concurrency,
+  bandwidthLimit: mirror.bandwidthLimit,
+  state: mirror.state,
+  lastRunAt: isoOrNull(mirror.lastRunAt),
+  nextRunAt: isoOrNull(mirror.nextRunAt),
+  createdBy: mirror.createdBy,
+  createdAt: mirror.createdAt.toISOString(),
+  updatedAt: mirror.updatedAt.toISOString(),
+});
+
+const newMirror = mirrorSettingsSchema.extend({
+  repository: z.string().max(255).describe('the local repository, e.g. acme/nginx; created when missing'),
+});
+
+const importRequest = z.strictObject({
+  namespace: z.string().max(64).describe('each mirror is NAMESPACE/<upstream repository>'),
+  file: z.string().max(60_000).describe('the YAML file of skopeo sync --src yaml'),
+  robot: z.string().min(1).max(200).describe('a robot of the namespace, which every mirror writes as'),
+  platforms: platformSelectionSchema.optional().describe('the platforms every mirror keeps; default all'),
+  schedule: mirrorScheduleSchema.optional(),
+});
+
+const importWarning = z.object({
+  path: z.string().describe('where in the file, e.g. "quay.io"."cert-dir"'),
+  message: z.string(),
+});
+
+const mirrorList = z.object({ mirrors: z.array(mirrorResource) });
+
+/**
+ * Repository mirrors: a repository filled from an upstream registry's repository on a schedule, by a
+ * robot of its namespace. The namespace's administrators (its user, an organization's admins,
+ * superusers) manage them; to anyone else a mirror does not exist. Passwords are sealed, never shown.
+ */
+export const mirrorRoutes: ApiRoutes = async (app, { identity, mirrors, mirrorGuard, contextOf }) => {
+  app.addHook('onRequest', async (request) => {
+    if (request.principal.kind !== 'account') {
+      throw unauthenticated('sign in first: mirrors are for administrators');
+    }
+  });
+
+  const hidden = (repository: string) =>
+    notFound(`${repository} is not a mirror, or you cannot administer its namespace`);
+
+  /** Whether the caller administers the namespace (403 and 404 mean no). */
+  async function administers(request: FastifyRequest, namespace: string): Promise<boolean> {
+    try {
+      await identity.requireNamespaceAdmin(request.principal, namespace, 'mirrors');
+      return true;
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 403 || error.status === 404)) return false;
+      throw error;
+    }
+  }
+
+  /** The mirror, when the caller administers its namespace; otherwise 404, so it does not leak. */
+  async function mirrorFor(request: FastifyRequest, repository: string): Promise<Mirror> {
+    const mirror = await mirrors.get(repository);
+    if (!mirror || !(await administers(request, mirror.namespace))) throw hidden(repository);
+    return mirror;
+  }
+
+  function record(request: FastifyRequest, kind: AuditKind, repository: string, metadata: object) {
+    return identity.recordChange(request.principal, contextOf(request), {
+      kind,
+      repository,
+      target: repository,
+      metadata: { ...metadata },
+    });
+  }
+
+  /** The robot needs write on the repository for its pushes; granted unless it has it already. */
+  async function grantRobotWrite(request: FastifyRequest, repository: string, robot: string | null) {
+    if (robot === null) return;
+    const permissions = await identity.listPermissions(request.principal, repository);
+    const held = permissions.find((entry) => entry.kind !== 'team' && entry.name === robot);
+    if (held?.role === 'write' || held?.role === 'admin') return;
+    await identity.setPermission(
+      request.principal,
+      repository,
+      { kind: 'account', name: robot },
+      'write',
+      contextOf(request),
+    );
+  }
+
+  /** Creates the mirrors (all or none), then audits them and grants their robot write. */
+  async function create(request: FastifyRequest, entries: NewMirror[], via: 'api' | 'import') {
+    const created = await mirrors.create(entries, principalName(request.principal));
+    await mirrorGuard.refresh();
+    for (const { mirror, repositoryCreated } of created) {
+      if (repositoryCreated) {
+        await record(request, 'create_repo', mirror.repository, { visibility: 'private', via: 'mirror' });
+      }
+      await record(request, 'create_repo_mirror', mirror.repository, {
+        upstream: `${mirror.upstream.url}/${mirror.upstream.repository}`,
+        robot: mirror.robot,
+        credentials: mirror.upstream.hasPassword,
+        via,
+      });
+      await grantRobotWrite(request, mirror.repository, mirror.robot);
+    }
+    return created.map(({ mirror }) => mirror);
+  }
+
+  app.get(
+    '/mirrors',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary: 'The mirrors of the namespaces you administer, in repository name order',
+        querystring: z.object({ namespace: z.string().max(64).optional() }),
+        response: answers({ 200: mirrorList }),
+      },
+    },
+    async (request) => {
+      const { namespace } = request.query;
+      if (namespace !== undefined) {
+        await identity.requireNamespaceAdmin(request.principal, namespace, 'mirrors');
+        return { mirrors: (await mirrors.list({ namespace })).map(toMirrorResource) };
+      }
+      const allowed = new Map<string, boolean>();
+      const shown: Mirror[] = [];
+      for (const mirror of await mirrors.list()) {
+        if (!allowed.has(mirror.namespace)) {
+          allowed.set(mirror.namespace, await administers(request, mirror.namespace));
+        }
+        if (allowed.get(mirror.namespace)) shown.push(mirror);
+      }
+      return { mirrors: shown.map(toMirrorResource) };
+    },
+  );
+
+  app.post(
+    '/mirrors',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary:
+          'Mirror an upstream repository into a repository of a namespace you administer (created when missing); its robot is granted write, and nobody else may push there',
+        body: newMirror,
+        response: answers({ 201: mirrorResource }),
+      },
+    },
+    async (request, reply) => {
+      const { repository: name, ...settings } = request.body;
+      const repository = parsedInput(() => parseRepositoryName(name));
+      const namespace = namespaceOf(repository);
+      if (!namespace) throw invalid(`repository names are <namespace>/<name>, not "${name}"`);
+      await identity.requireNamespaceAdmin(request.principal, namespace, 'mirrors');
+      const [mirror] = await create(request, [{ repository, settings }], 'api');
+      return reply.code(201).send(toMirrorResource(mirror!));
+    },
+  );
+
+  app.post(
+    '/mirrors/import',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary:
+          'Turn a skopeo sync YAML file into mirrors of a namespace you administer: all of them, or none when any is a mirror already; what a mirror cannot do is answered as warnings',
+        body: importRequest,
+        response: answers({
+          201: z.object({ mirrors: z.array(mirrorResource), warnings: z.array(importWarning) }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { namespace, file, robot, platforms, schedule } = request.body;
+      await identity.requireNamespaceAdmin(request.principal, namespace, 'mirrors');
+      const imported = importSkopeoSyncFile(file, {
+        namespace,
+        source: 'file',
+        ...(platforms !== undefined ? { platforms } : {}),
+      });
+      const entries = imported.mirrors.map((definition): NewMirror => {
+        const { credentials, ...upstream } = definition.upstream;
+        const settings: MirrorSettings = mirrorSettingsSchema.parse({
+          upstream: { ...upstream, ...credentials },
+          robot,
+        });
+        return {
+          repository: definition.name,
+          settings: {
+            ...settings,
+            filter: definition.filter,
+            platforms: definition.platforms,
+            ...(schedule !== undefined ? { schedule } : {}),
+          },
+        };
+      });
+      const created = entries.length > 0 ? await create(request, entries, 'import') : [];
+      return reply.code(201).send({ mirrors: created.map(toMirrorResource), warnings: imported.warnings });
+    },
+  );
+
+  app.get(
+    '/mirrors/:namespace/:name',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary: "Read a repository's mirror settings and status (never its password)",
+        params: repositoryParams,
+        response: answers({ 200: mirrorResource }),
+      },
+    },
+    async (request) => toMirrorResource(await mirrorFor(request, repositoryOf(request.params))),
+  );
+
+  app.patch(
+    '/mirrors/:namespace/:name',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary:
+          'Change a mirror: only what is given changes; upstream.password null removes the credentials',
+        params: repositoryParams,
+        body: mirrorChangesSchema,
+        response: answers({ 200: mirrorResource }),
+      },
+    },
+    async (request) => {
+      const current = await mirrorFor(request, repositoryOf(request.params));
+      const changed = Object.keys(request.body);
+      if (changed.length === 0) {
+        throw invalid(`nothing to change: send any of ${Object.keys(mirrorChangesSchema.shape).join(', ')}`);
+      }
+      const updated = await mirrors.update(current.repository, request.body);
+      if (!updated) throw hidden(current.repository);
+      await mirrorGuard.refresh();
+      const password = request.body.upstream?.password;
+      await record(request, 'change_repo_mirror', updated.repository, {
+        changed,
+        ...(password !== undefined ? { credentials: password === null ? 'removed' : 'changed' } : {}),
+        ...(request.body.enabled !== undefined ? { enabled: request.body.enabled } : {}),
+        ...(request.body.robot !== undefined ? { robot: updated.robot } : {}),
+      });
+      if (request.body.robot !== undefined) await grantRobotWrite(request, updated.repository, updated.robot);
+      return toMirrorResource(updated);
+    },
+  );
+
+  app.delete(
+    '/mirrors/:namespace/:name',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary:
+          'Stop mirroring: the repository keeps its tags and becomes writable by those with write permission',
+        params: repositoryParams,
+        response: answers({ 204: noContent }),
+      },
+    },
+    async (request, reply) => {
+      const mirror = await mirrorFor(request, repositoryOf(request.params));
+      if (await mirrors.delete(mirror.repository)) {
+        await mirrorGuard.refresh();
+        await record(request, 'delete_repo_mirror', mirror.repository, {
+          upstream: `${mirror.upstream.url}/${mirror.upstream.repository}`,
+        });
+      }
+      return reply.code(204).send(null);
+    },
+  );
+};
