@@ -22,6 +22,7 @@ import { UpstreamCatalog } from '../mirror/cache/upstream-catalog.ts';
 import { UpstreamStore } from '../mirror/cache/upstream-store.ts';
 import { ProxyUpstreams } from '../mirror/cache/upstreams.ts';
 import { MirrorGuard } from '../mirror/sync/mirror-guard.ts';
+import { MirrorRunner } from '../mirror/sync/mirror-runner.ts';
 import { MirrorStore } from '../mirror/sync/mirror-store.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { MetadataCache } from '../registry/metadata/cache.ts';
@@ -48,6 +49,8 @@ export interface Services {
   mirrors: MirrorStore;
   /** Which repositories are mirrors, in memory: only their robot writes to them. */
   mirrorGuard: MirrorGuard;
+  /** Runs mirror syncs, one per mirror at a time across replicas, and keeps their history. */
+  mirrorRunner: MirrorRunner;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
   /** Notes pulls of cached tags and writes them in batches; `start` it where pulls are served. */
@@ -156,6 +159,7 @@ export async function createServices(config: Config): Promise<Services> {
     const mirrors = new MirrorStore(db, sealedBox);
     const mirrorGuard = new MirrorGuard({ store: mirrors });
     await mirrorGuard.start();
+    const mirrorRunner = new MirrorRunner({ db, mirrors, local: store, outbox });
     const auth = await createAuth(config, db, store, upstreams, {
       writeRefusal: (repository, actor) => mirrorGuard.writeRefusal(repository, actor),
     });
@@ -185,6 +189,7 @@ export async function createServices(config: Config): Promise<Services> {
       tagHistory,
       mirrors,
       mirrorGuard,
+      mirrorRunner,
       gc,
       gcPolicy,
       pullTracker,
