@@ -1,3 +1,4 @@
+import { RevisionFollower } from '../../db/revision-follower.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
 import type { StoredUpstream, UpstreamChanges, UpstreamStore } from './upstream-store.ts';
 import type { ProxyUpstream, ProxyUpstreams, UpstreamSettings } from './upstreams.ts';
@@ -25,35 +26,34 @@ export class UpstreamCatalog {
   readonly #upstreams: ProxyUpstreams;
   readonly #store: UpstreamStore;
   readonly #namespaceTaken: (name: string) => Promise<boolean>;
-  readonly #pollMs: number;
-  #revision = -1;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #follower: RevisionFollower;
 
   constructor(options: UpstreamCatalogOptions) {
     this.#upstreams = options.upstreams;
     this.#store = options.store;
     this.#namespaceTaken = options.namespaceTaken;
-    this.#pollMs = options.pollMs ?? 5_000;
+    this.#follower = new RevisionFollower({
+      revision: () => this.#store.revision(),
+      reload: async () => {
+        const stored = await this.#store.list();
+        this.#upstreams.replaceManaged(stored.map((s) => s.settings));
+      },
+      pollMs: options.pollMs,
+    });
   }
 
   /** Loads the managed upstreams, then keeps looking for changes. */
-  async start(): Promise<void> {
-    await this.refresh();
-    this.#timer = setInterval(() => void this.refresh().catch(() => {}), this.#pollMs);
-    this.#timer.unref();
+  start(): Promise<void> {
+    return this.#follower.start();
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    this.#follower.stop();
   }
 
   /** Reloads the managed upstreams when any changed since the last load. */
-  async refresh(): Promise<void> {
-    const revision = await this.#store.revision();
-    if (revision === this.#revision) return;
-    const stored = await this.#store.list();
-    this.#upstreams.replaceManaged(stored.map((s) => s.settings));
-    this.#revision = revision;
+  refresh(): Promise<void> {
+    return this.#follower.refresh();
   }
 
   async list(): Promise<UpstreamView[]> {

@@ -1,3 +1,4 @@
+import { RevisionFollower } from '../../db/revision-follower.ts';
 import type { MirrorStore, MirrorWriter } from './mirror-store.ts';
 
 export interface MirrorGuardOptions {
@@ -13,35 +14,33 @@ export interface MirrorGuardOptions {
  * poll interval).
  */
 export class MirrorGuard {
-  readonly #store: MirrorGuardOptions['store'];
-  readonly #pollMs: number;
   #writers = new Map<string, MirrorWriter>();
-  #revision = -1;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #follower: RevisionFollower;
 
   constructor(options: MirrorGuardOptions) {
-    this.#store = options.store;
-    this.#pollMs = options.pollMs ?? 5_000;
+    const { store } = options;
+    this.#follower = new RevisionFollower({
+      revision: () => store.revision(),
+      reload: async () => {
+        const writers = await store.writers();
+        this.#writers = new Map(writers.map((writer) => [writer.repository, writer]));
+      },
+      pollMs: options.pollMs,
+    });
   }
 
   /** Loads the mirrored repositories, then keeps looking for changes. */
-  async start(): Promise<void> {
-    await this.refresh();
-    this.#timer = setInterval(() => void this.refresh().catch(() => {}), this.#pollMs);
-    this.#timer.unref();
+  start(): Promise<void> {
+    return this.#follower.start();
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    this.#follower.stop();
   }
 
   /** Reloads the mirrored repositories when any changed since the last load. */
-  async refresh(): Promise<void> {
-    const revision = await this.#store.revision();
-    if (revision === this.#revision) return;
-    const writers = await this.#store.writers();
-    this.#writers = new Map(writers.map((writer) => [writer.repository, writer]));
-    this.#revision = revision;
+  refresh(): Promise<void> {
+    return this.#follower.refresh();
   }
 
   /** Why `actor` may not push to or delete from the repository, or null when it may. */

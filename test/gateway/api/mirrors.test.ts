@@ -4,38 +4,8 @@ import { adminPassword, adminUser, basic, fetchToken, startSecuredSlipway } from
 import { basicOf, IdentityFixtures, type Login } from '../../helpers/identity-fixtures.ts';
 import { errorCode, OciClient } from '../../helpers/oci-client.ts';
 import { startSlipway, type TestSlipway } from '../../helpers/slipway.ts';
+import type { MirrorImportResource, MirrorResource } from '../../../src/cli/resources.ts';
 import { mirrorSettingsSchema } from '../../../src/mirror/sync/mirror-settings.ts';
-
-interface MirrorBody {
-  repository: string;
-  namespace: string;
-  upstream: {
-    url: string;
-    repository: string;
-    username: string | null;
-    hasPassword: boolean;
-    tlsVerify: boolean;
-    password?: unknown;
-  };
-  filter: Record<string, unknown>;
-  platforms: 'all' | string[];
-  schedule: { interval?: number; cron?: string };
-  startAt: string | null;
-  enabled: boolean;
-  deleteMissing: boolean;
-  maxDeletions: number;
-  robot: string | null;
-  concurrency: number;
-  bandwidthLimit: number | null;
-  state: string;
-  lastRunAt: string | null;
-  nextRunAt: string | null;
-}
-
-interface ImportBody {
-  mirrors: MirrorBody[];
-  warnings: Array<{ path: string; message: string }>;
-}
 
 const skopeoFile = `
 docker.io:
@@ -100,7 +70,7 @@ describe('/api/v1/mirrors', () => {
   };
 
   it('creates a mirror (and its repository) for a namespace admin; the password is never shown', async () => {
-    const created = await asAlice.post<MirrorBody>('/mirrors', nginx);
+    const created = await asAlice.post<MirrorResource>('/mirrors', nginx);
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       repository: 'acme/nginx',
@@ -139,11 +109,11 @@ describe('/api/v1/mirrors', () => {
       role: 'write',
     });
 
-    const shown = await asAlice.get<MirrorBody>('/mirrors/acme/nginx');
+    const shown = await asAlice.get<MirrorResource>('/mirrors/acme/nginx');
     expect(shown.status).toBe(200);
     expect(shown.body.upstream).not.toHaveProperty('password');
     expect(JSON.stringify(shown.body)).not.toContain('hub-secret-password');
-    const listed = await root.get<{ mirrors: MirrorBody[] }>('/mirrors?namespace=acme');
+    const listed = await root.get<{ mirrors: MirrorResource[] }>('/mirrors?namespace=acme');
     expect(listed.body.mirrors.map((m) => m.repository)).toEqual(['acme/nginx']);
     expect(JSON.stringify(listed.body)).not.toContain('hub-secret-password');
 
@@ -208,7 +178,7 @@ describe('/api/v1/mirrors', () => {
   });
 
   it('changes only what a PATCH gives, and removes credentials with password null', async () => {
-    const changed = await asAlice.patch<MirrorBody>('/mirrors/acme/nginx', {
+    const changed = await asAlice.patch<MirrorResource>('/mirrors/acme/nginx', {
       schedule: { cron: '0 3 * * *' },
       enabled: false,
       maxDeletions: 5,
@@ -225,12 +195,12 @@ describe('/api/v1/mirrors', () => {
       platforms: ['linux/amd64', 'linux/arm64'],
       upstream: { username: 'hub-user', hasPassword: true },
     });
-    const enabled = await asAlice.patch<MirrorBody>('/mirrors/acme/nginx', {
+    const enabled = await asAlice.patch<MirrorResource>('/mirrors/acme/nginx', {
       enabled: true,
       startAt: '2030-01-01T00:00:00Z',
     });
     expect(enabled.body.nextRunAt).toBe('2030-01-01T03:00:00.000Z');
-    const anonymous = await asAlice.patch<MirrorBody>('/mirrors/acme/nginx', {
+    const anonymous = await asAlice.patch<MirrorResource>('/mirrors/acme/nginx', {
       upstream: { password: null },
     });
     expect(anonymous.body.upstream).toMatchObject({ username: null, hasPassword: false });
@@ -241,7 +211,7 @@ describe('/api/v1/mirrors', () => {
   });
 
   it('imports a skopeo sync file with warnings, all or nothing', async () => {
-    const imported = await asAlice.post<ImportBody>('/mirrors/import', {
+    const imported = await asAlice.post<MirrorImportResource>('/mirrors/import', {
       namespace: 'acme',
       file: skopeoFile,
       robot: 'acme+mirror',
