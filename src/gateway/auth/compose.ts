@@ -9,11 +9,10 @@ import { LoginThrottle } from '../../identity/login-throttle.ts';
 import { IdentityService } from '../../identity/service.ts';
 import type { ProxyUpstreams } from '../../mirror/cache/upstreams.ts';
 import type { LocalRegistryStore } from '../../registry/local-store.ts';
-import { OciError } from '../../registry/errors.ts';
 import { parseRepositoryName } from '../../registry/names.ts';
 import { openAccess, type RegistryAccess } from '../../registry/http/access.ts';
 import type { Config } from '../config.ts';
-import { TokenRegistryAccess, type WriteRefusal } from './registry-access.ts';
+import { checkWrite, TokenRegistryAccess, type WriteRefusal } from './registry-access.ts';
 import { loadSigningKeys } from './signing-keys.ts';
 import { TokenService } from './token-service.ts';
 
@@ -92,10 +91,7 @@ function openAccessBut(writeRefusal: WriteRefusal | undefined): RegistryAccess {
   if (!writeRefusal) return openAccess;
   return {
     async authorize(request, access) {
-      if (access.kind === 'repository' && access.actions.some((action) => action !== 'pull')) {
-        const refusal = writeRefusal(access.repository, null);
-        if (refusal !== null) throw new OciError('DENIED', refusal);
-      }
+      checkWrite(writeRefusal, access, null);
       return openAccess.authorize(request, access);
     },
   };

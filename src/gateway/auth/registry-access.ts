@@ -19,6 +19,13 @@ export interface RegistryActor extends Actor {
 /** Why the account (null: anonymous) may not push to or delete from a repository it has write on. */
 export type WriteRefusal = (repository: string, actor: string | null) => string | null;
 
+/** Throws DENIED when `access` writes to a repository `writeRefusal` keeps from `actor`. */
+export function checkWrite(writeRefusal: WriteRefusal, access: AccessRequest, actor: string | null): void {
+  if (access.kind !== 'repository' || access.actions.every((action) => action === 'pull')) return;
+  const refusal = writeRefusal(access.repository, actor);
+  if (refusal !== null) throw new OciError('DENIED', refusal);
+}
+
 /**
  * Token authentication for /v2, as Docker clients expect it: a request without credentials, or whose
  * token does not cover it, gets 401 with a Bearer challenge naming the realm, service and scope; the
@@ -57,10 +64,7 @@ export class TokenRegistryAccess implements RegistryAccess {
 
   async authorize(request: FastifyRequest, access: AccessRequest): Promise<Actor> {
     const actor = await this.#authorize(request, access);
-    if (access.kind === 'repository' && access.actions.some((action) => action !== 'pull')) {
-      const refusal = this.#writeRefusal(access.repository, actor.name);
-      if (refusal !== null) throw new OciError('DENIED', refusal);
-    }
+    checkWrite(this.#writeRefusal, access, actor.name);
     this.#actors.set(request, actor);
     return actor;
   }
