@@ -5,6 +5,7 @@ import { parseManifest, type Descriptor, type ParsedManifest } from '../../regis
 import type { RepositoryName, TagName } from '../../registry/names.ts';
 import type { Actor } from '../../registry/store.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
+import type { BandwidthLimiter } from './bandwidth.ts';
 import { selectIndexChildren, type PlatformSelection } from './platform-selector.ts';
 
 export interface ImageCopierOptions {
@@ -19,6 +20,8 @@ export interface ImageCopierOptions {
   /** Who the tag moves are recorded as (the `pusher` of `repo_push`). */
   actor: Actor;
   signal?: AbortSignal | undefined;
+  /** Paces every blob download of the copier, together; none when unlimited. */
+  bandwidth?: BandwidthLimiter | undefined;
 }
 
 interface FetchedManifest {
@@ -123,12 +126,13 @@ export class ImageCopier {
 
   /** Streams the blob from the upstream into storage, which verifies the digest before keeping it. */
   async #download(digest: Digest): Promise<number> {
-    const { upstream, remote, local, repository, signal } = this.#options;
+    const { upstream, remote, local, repository, signal, bandwidth } = this.#options;
     const blob = await upstream.getBlob(remote, digest, { signal });
+    const body = bandwidth ? bandwidth.throttle(blob.body, signal) : blob.body;
     try {
-      await local.uploadMonolithic(repository, digest, blob.body);
+      await local.uploadMonolithic(repository, digest, body);
     } catch (error) {
-      blob.body.destroy();
+      body.destroy();
       throw error;
     }
     return (await local.statBlob(repository, digest)).size;

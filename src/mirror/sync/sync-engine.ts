@@ -3,6 +3,7 @@ import { parseRepositoryName, parseTag, type RepositoryName } from '../../regist
 import type { Actor } from '../../registry/store.ts';
 import type { ManifestHead, UpstreamClient } from '../upstream/client.ts';
 import { UpstreamNotFoundError } from '../upstream/errors.ts';
+import { BandwidthLimiter } from './bandwidth.ts';
 import { ImageCopier } from './copy-image.ts';
 import { withRetries, type RetryPolicy } from './retry.ts';
 import type { MirrorDefinition } from './skopeo-sync-file.ts';
@@ -36,6 +37,11 @@ export interface MirrorSyncOptions {
   retry?: RetryPolicy;
   /** The name tag moves and deletions are recorded under (`pusher` of `repo_push`); default none. */
   actor?: string | null;
+  /**
+   * Bytes per second the run downloads blobs at, at most: one limit shared by all the tags copied at
+   * the same time. Manifests are not counted. Undefined or null: unlimited.
+   */
+  bandwidthLimit?: number | null;
 }
 
 const defaultConcurrency = 4;
@@ -82,6 +88,7 @@ class SyncRun {
       platforms: definition.platforms,
       actor: this.#actor,
       signal: options.signal,
+      bandwidth: limiterOf(options.bandwidthLimit),
     });
   }
 
@@ -223,6 +230,13 @@ function checkedConcurrency(wanted: number): number {
     throw new RangeError(`concurrency must be a whole number of at least 1, got ${wanted}`);
   }
   return wanted;
+}
+
+/** One limiter for the whole run, so tags copied at the same time share the limit. */
+function limiterOf(bytesPerSecond: number | null | undefined): BandwidthLimiter | undefined {
+  return bytesPerSecond === undefined || bytesPerSecond === null
+    ? undefined
+    : new BandwidthLimiter(bytesPerSecond);
 }
 
 function messageOf(error: unknown): string {
