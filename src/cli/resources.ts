@@ -180,3 +180,25 @@ export interface MirrorImportResource {
   mirrors: MirrorResource[];
   warnings: Array<{ path: string; message: string }>;
 }
+
+export type MirrorTagOutcome =
+  'copied' | 'unchanged' | 'skipped' | 'failed' | 'deleted' | 'would-copy' | 'would-delete';
+
+export interface MirrorRunResource {
+  id: number;
+  repository: string;
+  trigger: 'schedule' | 'manual';
+  state: 'queued' | 'syncing' | 'success' | 'failed' | 'cancelled';
+  dryRun: boolean;
+  /** While queued: when it was asked for. */
+  startedAt: string;
+  finishedAt: string | null;
+  cancelRequested: boolean;
+  totals: Record<MirrorTagOutcome, number>;
+  bytesCopied: number;
+  error: string | null;
+}
+
+export interface MirrorRunDetailsResource extends MirrorRunResource {
+  tags: Array<{ tag: string; outcome: MirrorTagOutcome; digest?: string; reason?: string; bytes?: number }>;
+}

@@ -1,5 +1,4 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Database } from '../db/database.ts';
 import type { RedisConnection } from '../db/redis.ts';
 import type { DeliveryRef } from './delivery-log.ts';
 
@@ -16,16 +15,6 @@ export const retryBackoffType = 'retry-schedule';
 /** One job id per generation: the first is the delivery id, each replay gets its own. */
 export function deliveryJobId(ref: DeliveryRef): string {
   return ref.generation === 0 ? ref.id : `${ref.id}-replay-${ref.generation}`;
-}
-
-/**
- * The queue's keys start with `slipway:<installation id>`, so installations that share a Redis never
- * take each other's jobs, while every process of one installation (same database) shares them.
- */
-export async function deliveryQueuePrefix(db: Database): Promise<string> {
-  const { rows } = await db.query<{ id: string }>('SELECT id FROM installation');
-  if (!rows[0]) throw new Error('the installation table is empty: the database migrations did not run');
-  return `slipway:${rows[0].id}`;
 }
 
 /** The producer side: hands deliveries to BullMQ. The database stays the record of what happened. */

@@ -1,10 +1,11 @@
 import type { Registry } from 'prom-client';
 import type { Database } from '../db/database.ts';
+import { queuePrefix } from '../db/queue-prefix.ts';
 import type { RedisConnection } from '../db/redis.ts';
 import { DeliveryCommands } from './delivery-control.ts';
 import { DeliveryLog } from './delivery-log.ts';
 import { createDeliveryMetrics, type DeliveryMetrics } from './delivery-metrics.ts';
-import { DeliveryQueue, deliveryQueuePrefix } from './delivery-queue.ts';
+import { DeliveryQueue } from './delivery-queue.ts';
 import { DeliveryWorker } from './delivery-worker.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { HttpSender } from './http-sender.ts';
@@ -78,7 +79,7 @@ export class EventDelivery {
   static async open(deps: EventDeliveryDependencies): Promise<EventDelivery> {
     const queue = new DeliveryQueue({
       redis: deps.redis,
-      prefix: await deliveryQueuePrefix(deps.db),
+      prefix: await queuePrefix(deps.db),
       attempts: deps.config.retrySchedule.length + 1,
     });
     return new EventDelivery(deps, queue);

@@ -57,6 +57,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     purgeCache: (upstream) => services.store.deleteNamespaceRepositories(upstream),
     mirrors: services.mirrors,
     mirrorGuard: services.mirrorGuard,
+    mirrorRunner: services.mirrorRunner,
+    mirrorQueue: services.mirrorQueue,
   });
   await app.register(tokenRoutes, {
     tokens: services.auth.tokens,

@@ -83,6 +83,17 @@ const eventsSchema = z.strictObject({
   stalledAfter: duration.default(30),
 });
 
+const mirrorsSchema = z.strictObject({
+  /** Run mirror syncs in this process; turn off when `slipway worker` processes run them. */
+  worker: z.boolean().default(true),
+  /** Mirror syncs at once, per process. */
+  concurrency: z.number().int().positive().default(2),
+  /** A run whose worker stopped renewing its lease this long ago is marked failed, and the next run goes ahead. */
+  lease: duration.default(60),
+  /** A sync asked for that no worker started within this time is marked failed. */
+  queueTimeout: duration.default(600),
+});
+
 /** One path component, as a namespace: the upstream's name is where clients find it (`dockerhub/…`). */
 const namespaceName = z
   .string()
@@ -285,6 +296,8 @@ export const configSchema = z.strictObject({
   events: eventsSchema.default(eventsSchema.parse({})),
   /** Pull-through caches of upstream registries. */
   proxy: proxySchema.default(proxySchema.parse({})),
+  /** Repository mirroring: where and how syncs run. */
+  mirrors: mirrorsSchema.default(mirrorsSchema.parse({})),
   shutdownGrace: duration.default(30),
 });
 
@@ -306,6 +319,7 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_PUBLIC_URL', ['publicUrl'], String],
   ['SLIPWAY_SECRET_KEY', ['secretKey'], String],
   ['SLIPWAY_EVENTS_WORKER', ['events', 'worker'], yes],
+  ['SLIPWAY_MIRRORS_WORKER', ['mirrors', 'worker'], yes],
   ['SLIPWAY_EVENTS_ALLOW_PRIVATE', ['events', 'allowPrivateDestinations'], yes],
   ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
   ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],

@@ -15,7 +15,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Starts the gateway: services, HTTP listener, the garbage-collection loop and event delivery. */
+/** Starts the gateway: services, HTTP listener, the garbage-collection loop, event delivery and mirror syncs. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const services = await createServices(config);
   // After the database opened: PGlite's first start (initdb) peaks ~180 MiB higher with it.
@@ -53,12 +53,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const evictionTimer = config.proxy.evictionInterval > 0 ? scheduleEviction(app, services) : undefined;
   // After listening, so deliveries carry the public URL it settled on.
   const delivery = config.events.worker ? services.eventDelivery.start({ logger: app.log }) : undefined;
+  const mirrorWorker = config.mirrors.worker ? await services.startMirrorWorker(app.log) : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       if (gcTimer) clearInterval(gcTimer);
       if (evictionTimer) clearInterval(evictionTimer);
       await app.close();
+      await mirrorWorker?.stop();
       await delivery?.stop();
       await services.close();
     })());

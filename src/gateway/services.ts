@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { Registry as MetricsRegistry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
+import { queuePrefix } from '../db/queue-prefix.ts';
 import { openRedis, type RedisConnection } from '../db/redis.ts';
 import { destinationProblem } from '../events/destinations.ts';
 import type { DeliveryControl } from '../events/model.ts';
 import { Outbox } from '../events/outbox.ts';
+import type { EventsLogger } from '../events/logger.ts';
 import { EventDelivery } from '../events/service.ts';
 import { SubscriptionStore } from '../events/subscriptions.ts';
 import { loadSealedBox, type SealedBox } from '../identity/sealed-box.ts';
@@ -22,8 +24,10 @@ import { UpstreamCatalog } from '../mirror/cache/upstream-catalog.ts';
 import { UpstreamStore } from '../mirror/cache/upstream-store.ts';
 import { ProxyUpstreams } from '../mirror/cache/upstreams.ts';
 import { MirrorGuard } from '../mirror/sync/mirror-guard.ts';
+import { MirrorQueue } from '../mirror/sync/mirror-queue.ts';
 import { MirrorRunner } from '../mirror/sync/mirror-runner.ts';
 import { MirrorStore } from '../mirror/sync/mirror-store.ts';
+import { MirrorWorker } from '../mirror/sync/mirror-worker.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { MetadataCache } from '../registry/metadata/cache.ts';
 import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
@@ -51,6 +55,10 @@ export interface Services {
   mirrorGuard: MirrorGuard;
   /** Runs mirror syncs, one per mirror at a time across replicas, and keeps their history. */
   mirrorRunner: MirrorRunner;
+  /** Mirror schedules, and syncs asked for, handed to the workers. */
+  mirrorQueue: MirrorQueue;
+  /** Runs mirror syncs in this process until stopped (`slipway worker`, or serve with `mirrors.worker`). */
+  startMirrorWorker(logger: EventsLogger): Promise<MirrorWorker>;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
   /** Notes pulls of cached tags and writes them in batches; `start` it where pulls are served. */
@@ -159,7 +167,27 @@ export async function createServices(config: Config): Promise<Services> {
     const mirrors = new MirrorStore(db, sealedBox);
     const mirrorGuard = new MirrorGuard({ store: mirrors });
     await mirrorGuard.start();
-    const mirrorRunner = new MirrorRunner({ db, mirrors, local: store, outbox });
+    const mirrorRunner = new MirrorRunner({
+      db,
+      mirrors,
+      local: store,
+      outbox,
+      leaseSeconds: config.mirrors.lease,
+      queueTimeoutSeconds: config.mirrors.queueTimeout,
+    });
+    const mirrorQueue = new MirrorQueue({ redis, prefix: await queuePrefix(db) });
+    const startMirrorWorker = async (logger: EventsLogger) => {
+      const worker = new MirrorWorker({
+        redis: redis!,
+        queue: mirrorQueue,
+        runner: mirrorRunner,
+        mirrors,
+        logger,
+        concurrency: config.mirrors.concurrency,
+      });
+      await worker.start();
+      return worker;
+    };
     const auth = await createAuth(config, db, store, upstreams, {
       writeRefusal: (repository, actor) => mirrorGuard.writeRefusal(repository, actor),
     });
@@ -190,6 +218,8 @@ export async function createServices(config: Config): Promise<Services> {
       mirrors,
       mirrorGuard,
       mirrorRunner,
+      mirrorQueue,
+      startMirrorWorker,
       gc,
       gcPolicy,
       pullTracker,
@@ -211,6 +241,7 @@ export async function createServices(config: Config): Promise<Services> {
         upstreamCatalog.stop();
         mirrorGuard.stop();
         await upstreams.close();
+        await mirrorQueue.close();
         await eventDelivery.close();
         await redis!.close();
         await db.close();

@@ -38,7 +38,9 @@ export type AuditKind =
   | 'delete_proxy_upstream'
   | 'create_repo_mirror'
   | 'change_repo_mirror'
-  | 'delete_repo_mirror';
+  | 'delete_repo_mirror'
+  | 'sync_repo_mirror'
+  | 'cancel_repo_mirror_sync';
 
 export interface AuditEntry {
   kind: AuditKind;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
 import { adminPassword, adminUser, startSecuredSlipway } from '../helpers/auth.ts';
-import type { TestSlipway } from '../helpers/slipway.ts';
+import type { TestSlipway, TestSlipwayOptions } from '../helpers/slipway.ts';
 
 const bin = fileURLToPath(new URL('../../bin/slipway.js', import.meta.url));
 
@@ -127,7 +127,7 @@ export interface CliGateway {
 }
 
 /** One gateway and a logged-in superuser for a test file, started before its tests and stopped after. */
-export function useCliGateway(): CliGateway {
+export function useCliGateway(options: TestSlipwayOptions = {}): CliGateway {
   const users: CliUser[] = [];
   const gateway: CliGateway = {
     slipway: undefined as unknown as TestSlipway,
@@ -146,7 +146,7 @@ export function useCliGateway(): CliGateway {
     },
   };
   beforeAll(async () => {
-    gateway.slipway = await startSecuredSlipway();
+    gateway.slipway = await startSecuredSlipway(options);
     gateway.root = await gateway.newUser();
     await gateway.root.login(gateway.slipway.url, adminUser, adminPassword);
   });

@@ -36,6 +36,8 @@ export async function startSlipway(options: TestSlipwayOptions = {}): Promise<Te
     redis: { url: inject('redisUrl'), ...options.config?.redis },
     events: { allowPrivateDestinations: true, ...options.config?.events },
     gc: { enabled: false, ...options.config?.gc },
+    // Mirror tests that want scheduled syncs start a worker; elsewhere a mirror must not sync by itself.
+    mirrors: { worker: false, ...options.config?.mirrors },
     // Registry-core tests run open; identity tests turn authentication on.
     auth: { enabled: false, ...options.config?.auth },
   });

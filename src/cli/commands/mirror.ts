@@ -6,7 +6,12 @@ import { CliError, usageError } from '../errors.ts';
 import { time, type Column } from '../output.ts';
 import { isoTime, positiveInteger, splitName } from '../parse.ts';
 import { secretFrom, secretOptions, type SecretFlags } from '../prompt.ts';
-import type { MirrorImportResource, MirrorResource } from '../resources.ts';
+import type {
+  MirrorImportResource,
+  MirrorResource,
+  MirrorRunDetailsResource,
+  MirrorRunResource,
+} from '../resources.ts';
 
 /** `/mirrors/{namespace}/{name}`, the name's slashes encoded as the API's repository paths are. */
 function mirrorPath(name: string): string {
@@ -114,6 +119,93 @@ const mirrorFields: ReadonlyArray<Column<MirrorResource>> = [
   { header: 'created by', value: (mirror) => mirror.createdBy },
   { header: 'created', value: (mirror) => time(mirror.createdAt) },
 ];
+
+const runColumns: ReadonlyArray<Column<MirrorRunResource>> = [
+  { header: 'run', value: (run) => run.id },
+  { header: 'trigger', value: (run) => (run.dryRun ? `${run.trigger} (dry run)` : run.trigger) },
+  { header: 'state', value: (run) => run.state },
+  { header: 'started', value: (run) => time(run.startedAt) },
+  { header: 'finished', value: (run) => time(run.finishedAt) },
+  { header: 'tags', value: (run) => totalsText(run) },
+  { header: 'copied', value: (run) => bytesText(run.bytesCopied) },
+  { header: 'error', value: (run) => run.error },
+];
+
+const finished = (run: MirrorRunResource) => run.state !== 'queued' && run.state !== 'syncing';
+
+/** "3 copied, 5 unchanged, 1 failed": the outcomes that happened. */
+function totalsText(run: MirrorRunResource): string {
+  const parts = Object.entries(run.totals)
+    .filter(([, count]) => count > 0)
+    .map(([outcome, count]) => `${count} ${outcome}`);
+  return parts.length > 0 ? parts.join(', ') : 'none yet';
+}
+
+function bytesText(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** One tag's result as a line: outcome, tag, then digest, size or reason. */
+function tagLine(tag: MirrorRunDetailsResource['tags'][number]): string {
+  const details = [
+    tag.digest ? tag.digest.slice(0, 19) : '',
+    tag.bytes ? bytesText(tag.bytes) : '',
+    tag.reason ?? '',
+  ].filter(Boolean);
+  return `${tag.outcome.padEnd(12)} ${tag.tag}${details.length > 0 ? `  ${details.join('  ')}` : ''}`;
+}
+
+function runSummary(run: MirrorRunResource): string {
+  const seconds =
+    run.finishedAt === null
+      ? ''
+      : ` in ${Math.round((Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 100) / 10}s`;
+  const error = run.error ? `: ${run.error}` : '';
+  return `run ${run.id} of ${run.repository} ${run.state}${error} (${totalsText(run)}; ${bytesText(run.bytesCopied)} copied${seconds})`;
+}
+
+/**
+ * Follows a run until it ends, printing each tag's result as the run records it; the run as it ended.
+ * A run that failed or was cancelled makes the command exit 1.
+ */
+async function followRun(
+  api: Awaited<ReturnType<typeof apiContext>>['api'],
+  out: Awaited<ReturnType<typeof apiContext>>['out'],
+  repository: string,
+  runId: number,
+  pollMs: number,
+): Promise<MirrorRunDetailsResource> {
+  let shown = 0;
+  let state = '';
+  for (;;) {
+    const run = await api.get<MirrorRunDetailsResource>(`${mirrorPath(repository)}/runs/${runId}`);
+    if (run.state !== state && !finished(run)) out.note(`run ${run.id} is ${run.state}`);
+    state = run.state;
+    for (const tag of run.tags.slice(shown)) out.line(tagLine(tag));
+    shown = run.tags.length;
+    if (finished(run)) return run;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+/** Ends the command as the run ended: exit status 1 when it did not succeed. */
+function endWith(out: Awaited<ReturnType<typeof apiContext>>['out'], run: MirrorRunDetailsResource): void {
+  out.compose(run, () => out.line(runSummary(run)));
+  if (run.state !== 'success') {
+    throw new CliError(
+      'SLW_ERR_MIRROR_SYNC',
+      `the sync ${run.state === 'cancelled' ? 'was cancelled' : 'failed'}`,
+      1,
+    );
+  }
+}
 
 interface CreateFlags extends SecretFlags {
   from: { url: string; repository: string };
@@ -293,6 +385,73 @@ export function registerMirror(program: Command): void {
         out.done(`mirror ${changed.repository} is ${changed.enabled ? 'enabled' : 'disabled'}`, changed);
       });
   }
+
+  mirror
+    .command('sync')
+    .description('sync a mirror now (a worker runs it); with --wait, follow it and print each tag')
+    .argument('<repository>', 'the mirrored repository')
+    .option('--wait', 'follow the run until it ends; exit 1 if it failed or was cancelled')
+    .action(async (repository: string, flags: { wait?: boolean }, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const run = await api.post<MirrorRunResource>(`${mirrorPath(repository)}/sync`, {});
+      if (!flags.wait) {
+        out.done(
+          `run ${run.id} of ${run.repository} is ${run.state}; follow it with slipway mirror runs ${repository}`,
+          run,
+        );
+        return;
+      }
+      out.note(`run ${run.id} of ${run.repository} is ${run.state}`);
+      endWith(out, await followRun(api, out, repository, run.id, 500));
+    });
+
+  mirror
+    .command('dry-run')
+    .description('show which tags a sync would copy, skip and delete, changing nothing')
+    .argument('<repository>', 'the mirrored repository')
+    .action(async (repository: string, _flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const run = await api.post<MirrorRunResource>(`${mirrorPath(repository)}/sync`, { dryRun: true });
+      out.note(`dry run ${run.id} of ${run.repository} is ${run.state}`);
+      endWith(out, await followRun(api, out, repository, run.id, 500));
+    });
+
+  mirror
+    .command('cancel')
+    .description('cancel the sync under way')
+    .argument('<repository>', 'the mirrored repository')
+    .action(async (repository: string, _flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const run = await api.post<MirrorRunResource>(`${mirrorPath(repository)}/cancel`, {});
+      out.done(
+        run.state === 'cancelled'
+          ? `run ${run.id} is cancelled`
+          : `run ${run.id} will stop within a second or so`,
+        run,
+      );
+    });
+
+  mirror
+    .command('runs')
+    .description("a mirror's latest runs, newest first; with --run, what one run did with each tag")
+    .argument('<repository>', 'the mirrored repository')
+    .option('--limit <n>', 'how many runs (default 20)', positiveInteger)
+    .option('--run <id>', 'show this run, tag by tag', positiveInteger)
+    .action(async (repository: string, flags: { limit?: number; run?: number }, command: Command) => {
+      const { api, out } = await apiContext(command);
+      if (flags.run !== undefined) {
+        const run = await api.get<MirrorRunDetailsResource>(`${mirrorPath(repository)}/runs/${flags.run}`);
+        out.compose(run, () => {
+          for (const tag of run.tags) out.line(tagLine(tag));
+          out.line(runSummary(run));
+        });
+        return;
+      }
+      const { runs } = await api.get<{ runs: MirrorRunResource[] }>(`${mirrorPath(repository)}/runs`, {
+        limit: flags.limit,
+      });
+      out.list(runs, runColumns, `${repository} has not synced yet`);
+    });
 
   mirror
     .command('delete')

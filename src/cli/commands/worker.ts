@@ -14,7 +14,7 @@ export function registerWorker(program: Command): void {
   program
     .command('worker')
     .description(
-      'deliver events to webhooks and Slack, without serving HTTP (PostgreSQL and Redis shared with the gateways)',
+      'run mirror syncs and deliver events to webhooks and Slack, without serving HTTP (PostgreSQL and Redis shared with the gateways)',
     )
     .option(...dataFlag)
     .option(...configFlag)
@@ -32,9 +32,10 @@ export function registerWorker(program: Command): void {
       const { createServices } = await import('../../gateway/services.ts');
       const services = await createServices(config);
       const delivery = services.eventDelivery.start({ logger });
+      const mirrorWorker = await services.startMirrorWorker(logger);
       logger.info(
         { database: services.db.kind, redis: services.redis.location },
-        'slipway worker is delivering events',
+        'slipway worker is running mirror syncs and delivering events',
       );
       if (!config.publicUrl) {
         logger.warn(
@@ -43,9 +44,8 @@ export function registerWorker(program: Command): void {
         );
       }
       const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down: finishing deliveries in flight');
-        delivery
-          .stop()
+        logger.info({ signal }, 'shutting down: finishing mirror syncs and deliveries in flight');
+        Promise.all([mirrorWorker.stop(), delivery.stop()])
           .then(() => services.close())
           .then(
             () => process.exit(0),

@@ -15,6 +15,8 @@ import type { IdentityService } from '../../identity/service.ts';
 import { OciError } from '../../registry/errors.ts';
 import type { TagHistory } from '../../registry/tag-history.ts';
 import type { UpstreamCatalog } from '../../mirror/cache/upstream-catalog.ts';
+import type { MirrorQueue } from '../../mirror/sync/mirror-queue.ts';
+import type { MirrorRunner } from '../../mirror/sync/mirror-runner.ts';
 import type { MirrorGuard } from '../../mirror/sync/mirror-guard.ts';
 import type { MirrorStore } from '../../mirror/sync/mirror-store.ts';
 import { principalOf } from './authentication.ts';
@@ -49,6 +51,10 @@ export interface ApiOptions {
   mirrors: MirrorStore;
   /** Which repositories are mirrors (written by their robot only); told of every mirror change. */
   mirrorGuard: Pick<MirrorGuard, 'refresh' | 'writeRefusal'>;
+  /** Mirror runs: queued, cancelled, and their history. */
+  mirrorRunner: MirrorRunner;
+  /** Mirror schedules, and the workers that start queued runs. */
+  mirrorQueue: MirrorQueue;
 }
 
 declare module 'fastify' {
@@ -128,6 +134,8 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
     purgeCache: options.purgeCache,
     mirrors: options.mirrors,
     mirrorGuard: options.mirrorGuard,
+    mirrorRunner: options.mirrorRunner,
+    mirrorQueue: options.mirrorQueue,
     contextOf: (request) => ({ ip: request.ip }),
   };
   await app.register(callerRoutes, routes);

@@ -16,7 +16,8 @@ import type { TagFilter } from './tag-filter.ts';
 /** What started a run: the mirror's schedule, or someone asking for it. */
 export type MirrorTrigger = 'schedule' | 'manual';
 
-export type MirrorRunState = 'syncing' | 'success' | 'failed' | 'cancelled';
+export const mirrorRunStates = ['queued', 'syncing', 'success', 'failed', 'cancelled'] as const;
+export type MirrorRunState = (typeof mirrorRunStates)[number];
 
 /** One sync of a mirror, as recorded. */
 export interface MirrorRun {
@@ -26,8 +27,9 @@ export interface MirrorRun {
   trigger: MirrorTrigger;
   state: MirrorRunState;
   dryRun: boolean;
+  /** When it started; while queued, when it was asked for. */
   startedAt: Date;
-  /** Null while it runs. */
+  /** Null while it is queued or runs. */
   finishedAt: Date | null;
   cancelRequested: boolean;
   /** Tags per outcome: of the tags recorded so far while it runs. */
@@ -65,6 +67,8 @@ export interface MirrorRunnerOptions {
   outbox: Outbox;
   /** A run's lease is renewed every third of this; one not renewed for this long is taken over. Default 60 s. */
   leaseSeconds?: number;
+  /** How long a queued run may wait for a worker to start it. Default 600 s. */
+  queueTimeoutSeconds?: number;
   /** How often a run looks whether it was asked to cancel. Default 1 s. */
   cancelPollMs?: number;
   /** How a failed tag is tried again (the engine's default when absent). */
@@ -73,6 +77,15 @@ export interface MirrorRunnerOptions {
 
 /** Why a run taken over from a worker that stopped renewing its lease failed. */
 export const abandonedRunError = 'the worker running it stopped';
+
+/** Why a run stopped by its worker shutting down failed. */
+export const shutdownRunError = 'the worker running it was shut down; the next run copies what is left';
+const shutdownReason = Symbol('shutdown');
+
+/** Why a queued run that no worker started failed. */
+export function unstartedRunError(queueTimeoutSeconds: number): string {
+  return `no worker started it within ${queueTimeoutSeconds}s: is a worker running mirror syncs (slipway worker, or slipway serve with mirrors.worker on)?`;
+}
 
 /** The tags a run (`mr`) recorded, per outcome: `{"copied": 2, "failed": 1}`. */
 const recordedTotals = `(SELECT COALESCE(jsonb_object_agg(c.outcome, c.n), '{}')
@@ -121,10 +134,13 @@ export class MirrorRunner {
   readonly #local: LocalRegistryStore;
   readonly #outbox: Outbox;
   readonly #leaseSeconds: number;
+  readonly #queueTimeoutSeconds: number;
   readonly #cancelPollMs: number;
   readonly #retry: RetryPolicy | undefined;
   /** This process, as a lease holder. */
   readonly #owner = randomUUID();
+  /** The runs under way in this process. */
+  readonly #running = new Set<AbortController>();
 
   constructor(options: MirrorRunnerOptions) {
     this.#db = options.db;
@@ -132,63 +148,107 @@ export class MirrorRunner {
     this.#local = options.local;
     this.#outbox = options.outbox;
     this.#leaseSeconds = options.leaseSeconds ?? 60;
+    this.#queueTimeoutSeconds = options.queueTimeoutSeconds ?? 600;
     this.#cancelPollMs = options.cancelPollMs ?? 1000;
     this.#retry = options.retry;
   }
 
   /**
-   * Syncs the mirror of `repository` and returns the run as recorded. Refused with `MirrorBusyError`
-   * while another run of it holds its lease; not found when the repository is no mirror.
+   * Syncs the mirror of `repository` now, in this process, and returns the run as recorded. Refused
+   * with `MirrorBusyError` while another run of it is queued or holds its lease; not found when the
+   * repository is no mirror.
    */
   async run(repository: string, request: MirrorRunRequest): Promise<MirrorRunDetails> {
+    const { mirror, definition } = await this.#mirrorOf(repository);
     const dryRun = request.dryRun ?? false;
-    const mirror = await this.#mirrors.get(repository);
-    const definition = await this.#mirrors.definition(repository);
-    if (!mirror || !definition) throw notFound(`${repository} is not a mirror`);
-    const runId = await this.#start(mirror, definition, request.trigger, dryRun);
-    const controller = new AbortController();
-    const watch = this.#watch(runId, controller);
-    const recorder = new TagRecorder(this.#db, runId);
-    let upstream: UpstreamClient | undefined;
-    let result: MirrorSyncResult | null = null;
-    let failure: unknown;
-    try {
-      upstream = upstreamClientOf(definition);
-      result = await runMirrorSync(
-        definition,
-        { upstream, local: this.#local },
-        {
-          dryRun,
-          concurrency: mirror.concurrency,
-          signal: controller.signal,
-          deleteMissing: { enabled: mirror.deleteMissing, maxDeletions: mirror.maxDeletions },
-          onProgress: (tag) => recorder.add(tag),
-          actor: mirror.robot,
-          ...(this.#retry && { retry: this.#retry }),
-        },
+    const runId = await this.#db.transaction(async (tx) => {
+      await this.#clearTheWay(tx, mirror, definition);
+      const { rows } = await tx.query<{ id: string }>(
+        `INSERT INTO mirror_runs (mirror_id, trigger, dry_run, lease_owner, lease_expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING id`,
+        [mirror.id, request.trigger, dryRun, this.#owner, this.#leaseSeconds],
       );
-    } catch (error) {
-      failure = error;
-    } finally {
-      watch.stop();
-      await upstream?.close().catch(() => {});
-    }
-    const unrecorded = await recorder.flush();
-    const end = endOf(result, failure, controller.signal.aborted, unrecorded);
-    await this.#finish(mirror, definition, runId, dryRun, result, end);
+      const id = Number(rows[0]!.id);
+      if (!dryRun) await this.#markStarted(tx, mirror, definition, request.trigger);
+      return id;
+    });
+    return this.#execute(mirror, definition, runId, dryRun);
+  }
+
+  /**
+   * Records a run of the mirror as `queued`, for a worker to start with `runQueued`; refused with
+   * `MirrorBusyError` while another run is queued or syncing. A queued run nobody starts within the
+   * queue timeout is marked failed by the next run of the mirror.
+   */
+  async enqueue(repository: string, request: MirrorRunRequest): Promise<MirrorRun> {
+    const { mirror, definition } = await this.#mirrorOf(repository);
+    const runId = await this.#db.transaction(async (tx) => {
+      await this.#clearTheWay(tx, mirror, definition);
+      const { rows } = await tx.query<{ id: string }>(
+        `INSERT INTO mirror_runs (mirror_id, trigger, state, dry_run, lease_expires_at)
+         VALUES ($1, $2, 'queued', $3, now() + make_interval(secs => $4)) RETURNING id`,
+        [mirror.id, request.trigger, request.dryRun ?? false, this.#queueTimeoutSeconds],
+      );
+      return Number(rows[0]!.id);
+    });
     return (await this.runDetails(runId))!;
   }
 
-  /** Asks the mirror's run under way to stop; its id, or null when none is running. */
+  /**
+   * Starts a queued run in this process and returns it as recorded when it ends; null when the run is
+   * no longer queued (cancelled, timed out, or started by another worker), or its mirror is gone.
+   */
+  async runQueued(runId: number): Promise<MirrorRunDetails | null> {
+    const queued = await this.runDetails(runId);
+    if (!queued || queued.state !== 'queued') return null;
+    const mirror = await this.#mirrors.get(queued.repository);
+    const definition = await this.#mirrors.definition(queued.repository);
+    if (!mirror || !definition) return null;
+    const started = await this.#db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM mirrors WHERE id = $1 FOR UPDATE', [mirror.id]);
+      const { rowCount } = await tx.query(
+        `UPDATE mirror_runs SET state = 'syncing', started_at = now(), lease_owner = $2,
+           lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = $1 AND state = 'queued'`,
+        [runId, this.#owner, this.#leaseSeconds],
+      );
+      if (rowCount === 0) return false;
+      if (!queued.dryRun) await this.#markStarted(tx, mirror, definition, queued.trigger);
+      return true;
+    });
+    return started ? this.#execute(mirror, definition, runId, queued.dryRun) : null;
+  }
+
+  /**
+   * Stops the mirror's run under way: a queued run ends `cancelled` at once; a syncing one is asked to
+   * stop, and ends `cancelled` within a second or so. Its id, or null when none was under way.
+   */
   async cancel(repository: string): Promise<number | null> {
-    const { rows } = await this.#db.query<{ id: string }>(
-      `UPDATE mirror_runs SET cancel_requested = true
-        WHERE state = 'syncing' AND mirror_id = (SELECT m.id FROM mirrors m
-          JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1)
-        RETURNING id`,
-      [repository],
-    );
-    return rows[0] ? Number(rows[0].id) : null;
+    return this.#db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: string; state: MirrorRunState }>(
+        `SELECT mr.id, mr.state ${runsOfMirrors}
+          WHERE r.name = $1 AND mr.state IN ('queued', 'syncing') FOR UPDATE OF mr`,
+        [repository],
+      );
+      const run = rows[0];
+      if (!run) return null;
+      await tx.query(
+        run.state === 'queued'
+          ? `UPDATE mirror_runs SET state = 'cancelled', cancel_requested = true, finished_at = now(),
+               lease_expires_at = NULL, totals = '{}' WHERE id = $1`
+          : 'UPDATE mirror_runs SET cancel_requested = true WHERE id = $1',
+        [run.id],
+      );
+      return Number(run.id);
+    });
+  }
+
+  /**
+   * Stops the runs under way in this process (it is shutting down): each ends `failed`, saying so,
+   * with what it had done recorded; the mirror's next run copies the rest.
+   */
+  stopRuns(): void {
+    for (const controller of this.#running) controller.abort(shutdownReason);
   }
 
   /** The mirror's latest runs, newest first, without their tags. */
@@ -227,40 +287,99 @@ export class MirrorRunner {
     };
   }
 
-  /** Takes the mirror's lease (taking over from a run whose worker stopped) and records the run's start. */
-  async #start(
+  async #mirrorOf(repository: string): Promise<{ mirror: Mirror; definition: MirrorDefinition }> {
+    const mirror = await this.#mirrors.get(repository);
+    const definition = await this.#mirrors.definition(repository);
+    if (!mirror || !definition) throw notFound(`${repository} is not a mirror`);
+    return { mirror, definition };
+  }
+
+  /**
+   * Locks the mirror for the rest of the transaction, so only one start sees no run under way; refuses
+   * while a run is queued or syncing within its lease, and ends one whose lease ran out.
+   */
+  async #clearTheWay(tx: Queryable, mirror: Mirror, definition: MirrorDefinition): Promise<void> {
+    await tx.query('SELECT id FROM mirrors WHERE id = $1 FOR UPDATE', [mirror.id]);
+    const { rows } = await tx.query<{
+      id: string;
+      state: MirrorRunState;
+      dry_run: boolean;
+      expired: boolean;
+    }>(
+      `SELECT id, state, dry_run, COALESCE(lease_expires_at < now(), true) AS expired
+         FROM mirror_runs WHERE mirror_id = $1 AND state IN ('queued', 'syncing')`,
+      [mirror.id],
+    );
+    const current = rows[0];
+    if (!current) return;
+    if (!current.expired) throw new MirrorBusyError(mirror.repository, Number(current.id));
+    if (current.state === 'queued') {
+      await tx.query(
+        `UPDATE mirror_runs SET state = 'failed', finished_at = now(), error = $2, lease_expires_at = NULL,
+           totals = '{}'
+         WHERE id = $1`,
+        [current.id, unstartedRunError(this.#queueTimeoutSeconds)],
+      );
+      return;
+    }
+    await this.#endAbandoned(tx, mirror, definition, Number(current.id), current.dry_run);
+  }
+
+  /** The mirror is syncing: its state, `last_run_at`, and `repo_mirror_sync_started`. */
+  async #markStarted(
+    tx: Queryable,
     mirror: Mirror,
     definition: MirrorDefinition,
     trigger: MirrorTrigger,
-    dryRun: boolean,
-  ): Promise<number> {
-    return this.#db.transaction(async (tx) => {
-      // Starts of the same mirror queue here, so only one of them sees no run under way.
-      await tx.query('SELECT id FROM mirrors WHERE id = $1 FOR UPDATE', [mirror.id]);
-      const running = await tx.query<{ id: string; dry_run: boolean; expired: boolean }>(
-        `SELECT id, dry_run, COALESCE(lease_expires_at < now(), true) AS expired
-           FROM mirror_runs WHERE mirror_id = $1 AND state = 'syncing'`,
-        [mirror.id],
-      );
-      const current = running.rows[0];
-      if (current && !current.expired) throw new MirrorBusyError(mirror.repository, Number(current.id));
-      if (current) await this.#endAbandoned(tx, mirror, definition, Number(current.id), current.dry_run);
-      const { rows } = await tx.query<{ id: string }>(
-        `INSERT INTO mirror_runs (mirror_id, trigger, dry_run, lease_owner, lease_expires_at)
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING id`,
-        [mirror.id, trigger, dryRun, this.#owner, this.#leaseSeconds],
-      );
-      if (!dryRun) {
-        await tx.query(`UPDATE mirrors SET state = 'syncing', last_run_at = now() WHERE id = $1`, [
-          mirror.id,
-        ]);
-        await this.#outbox.write(tx, 'repo_mirror_sync_started', subjectOfRepository(mirror.repository), {
-          ...mirrorFields(definition),
-          message: `${mirror.repository} started syncing from ${upstreamName(definition)} (${trigger})`,
-        });
-      }
-      return Number(rows[0]!.id);
+  ): Promise<void> {
+    await tx.query(`UPDATE mirrors SET state = 'syncing', last_run_at = now() WHERE id = $1`, [mirror.id]);
+    await this.#outbox.write(tx, 'repo_mirror_sync_started', subjectOfRepository(mirror.repository), {
+      ...mirrorFields(definition),
+      message: `${mirror.repository} started syncing from ${upstreamName(definition)} (${trigger})`,
     });
+  }
+
+  /** Runs the sync of a run that holds its lease, records the outcome, and returns the run. */
+  async #execute(
+    mirror: Mirror,
+    definition: MirrorDefinition,
+    runId: number,
+    dryRun: boolean,
+  ): Promise<MirrorRunDetails> {
+    const controller = new AbortController();
+    this.#running.add(controller);
+    const watch = this.#watch(runId, controller);
+    const recorder = new TagRecorder(this.#db, runId);
+    let upstream: UpstreamClient | undefined;
+    let result: MirrorSyncResult | null = null;
+    let failure: unknown;
+    try {
+      upstream = upstreamClientOf(definition);
+      result = await runMirrorSync(
+        definition,
+        { upstream, local: this.#local },
+        {
+          dryRun,
+          concurrency: mirror.concurrency,
+          bandwidthLimit: mirror.bandwidthLimit,
+          signal: controller.signal,
+          deleteMissing: { enabled: mirror.deleteMissing, maxDeletions: mirror.maxDeletions },
+          onProgress: (tag) => recorder.add(tag),
+          actor: mirror.robot,
+          ...(this.#retry && { retry: this.#retry }),
+        },
+      );
+    } catch (error) {
+      failure = error;
+    } finally {
+      watch.stop();
+      this.#running.delete(controller);
+      await upstream?.close().catch(() => {});
+    }
+    const unrecorded = await recorder.flush();
+    const end = endOf(result, failure, controller.signal, unrecorded);
+    await this.#finish(mirror, definition, runId, dryRun, result, end);
+    return (await this.runDetails(runId))!;
   }
 
   /** Marks failed a run whose lease expired, with the tags it had recorded. */
@@ -379,18 +498,19 @@ export class MirrorRunner {
 }
 
 interface RunEnd {
-  state: Exclude<MirrorRunState, 'syncing'>;
+  state: Exclude<MirrorRunState, 'queued' | 'syncing'>;
   error: string | null;
 }
 
 function endOf(
   result: MirrorSyncResult | null,
   failure: unknown,
-  aborted: boolean,
+  signal: AbortSignal,
   unrecorded: unknown,
 ): RunEnd {
+  if (signal.aborted && signal.reason === shutdownReason) return { state: 'failed', error: shutdownRunError };
   if (!result) {
-    if (aborted) return { state: 'cancelled', error: null };
+    if (signal.aborted) return { state: 'cancelled', error: null };
     return { state: 'failed', error: messageOf(failure) };
   }
   if (result.cancelled) return { state: 'cancelled', error: null };

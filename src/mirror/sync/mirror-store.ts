@@ -180,6 +180,16 @@ export class MirrorStore {
     return rows[0] ? fromRow(rows[0]) : null;
   }
 
+  async getById(id: number): Promise<Mirror | null> {
+    const { rows } = await this.#db.query<MirrorRow>(`${selectMirrors} WHERE m.id = $1`, [id]);
+    return rows[0] ? fromRow(rows[0]) : null;
+  }
+
+  /** Records when the mirror syncs next, as its scheduler says (null: not scheduled). */
+  async setNextRun(id: number, next: Date | null): Promise<void> {
+    await this.#db.query('UPDATE mirrors SET next_run_at = $2 WHERE id = $1', [id, next]);
+  }
+
   /** Every mirror, or those of one namespace, in repository name order. */
   async list(options: { namespace?: string } = {}): Promise<Mirror[]> {
     const { rows } =

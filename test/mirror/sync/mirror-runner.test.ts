@@ -4,6 +4,7 @@ import {
   abandonedRunError,
   MirrorBusyError,
   MirrorRunner,
+  shutdownRunError,
   type MirrorRunDetails,
 } from '../../../src/mirror/sync/mirror-runner.ts';
 import { mirrorSettingsSchema, type MirrorSettingsInput } from '../../../src/mirror/sync/mirror-settings.ts';
@@ -246,6 +247,32 @@ describe('mirror runner', () => {
     const events = await mirrorEvents('acme/slow');
     expect(events.map((e) => e.kind)).toEqual(['repo_mirror_sync_started', 'repo_mirror_sync_failed']);
     expect(events[1]!.message).toContain('cancelled');
+  });
+
+  it('a run stopped because its worker shuts down ends failed, saying so, with its progress kept', async () => {
+    await createMirror('acme/shutdown', { remote: 'team/slow', concurrency: 1 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    shapeBody = (request) =>
+      request.method === 'GET' && request.url.includes('/team/slow/blobs/')
+        ? holdAfter(1024, held)
+        : undefined;
+    try {
+      const running = runner.run('acme/shutdown', { trigger: 'schedule' });
+      await waitFor('the run to copy a blob', async () => {
+        const [latest] = await runner.history('acme/shutdown', 1);
+        return latest?.state === 'syncing' ? true : undefined;
+      });
+      runner.stopRuns();
+      const run = await running;
+      expect(run).toMatchObject({ state: 'failed', error: shutdownRunError, cancelRequested: false });
+    } finally {
+      release();
+      shapeBody = undefined;
+    }
+    expect(await slipway.services.mirrors.get('acme/shutdown')).toMatchObject({ state: 'failed' });
+    const events = await mirrorEvents('acme/shutdown');
+    expect(events.map((e) => e.kind)).toEqual(['repo_mirror_sync_started', 'repo_mirror_sync_failed']);
   });
 
   it('ends failed, with the error and a repo_mirror_sync_failed event, when the upstream is down', async () => {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ApiError, invalid, notFound, unauthenticated } from '../../../errors.ts';
+import { ApiError, conflict, invalid, notFound, unauthenticated } from '../../../errors.ts';
 import { principalName } from '../../../identity/accounts.ts';
 import type { AuditKind } from '../../../identity/audit.ts';
 import { namespaceOf } from '../../../identity/names.ts';
@@ -12,7 +12,9 @@ import {
   mirrorStates,
   type MirrorSettings,
 } from '../../../mirror/sync/mirror-settings.ts';
+import { mirrorRunStates, type MirrorRun } from '../../../mirror/sync/mirror-runner.ts';
 import type { Mirror, NewMirror } from '../../../mirror/sync/mirror-store.ts';
+import { tagOutcomes } from '../../../mirror/sync/sync-result.ts';
 import { platformSelectionSchema } from '../../../mirror/sync/platform-selector.ts';
 import { importSkopeoSyncFile } from '../../../mirror/sync/skopeo-sync-file.ts';
 import { answers, noContent, parsedInput, type ApiRoutes } from '../routes.ts';
@@ -82,6 +84,56 @@ export const toMirrorResource = (mirror: Mirror): z.infer<typeof mirrorResource>
   updatedAt: mirror.updatedAt.toISOString(),
 });
 
+const tagOutcome = z.enum(tagOutcomes);
+
+export const mirrorRunResource = z
+  .object({
+    id: z.number().int(),
+    repository: z.string(),
+    trigger: z.enum(['schedule', 'manual']),
+    state: z.enum(mirrorRunStates),
+    dryRun: z.boolean().describe('only compared digests: changed nothing'),
+    startedAt: timestamp.describe('when it started; while queued, when it was asked for'),
+    finishedAt: timestamp.nullable(),
+    cancelRequested: z.boolean(),
+    totals: z.record(tagOutcome, z.number().int()).describe('tags per outcome'),
+    bytesCopied: z.number().int().describe('bytes downloaded from the upstream'),
+    error: z.string().nullable().describe('why it failed'),
+  })
+  .meta({ id: 'MirrorRun' });
+
+export const mirrorRunDetailsResource = mirrorRunResource
+  .extend({
+    tags: z
+      .array(
+        z.object({
+          tag: z.string(),
+          outcome: tagOutcome,
+          digest: z.string().optional(),
+          reason: z.string().optional().describe('why it was skipped or failed'),
+          bytes: z.number().int().optional(),
+        }),
+      )
+      .describe('what the run did with each tag, in the order it happened'),
+  })
+  .meta({ id: 'MirrorRunDetails' });
+
+export const toMirrorRunResource = (run: MirrorRun): z.infer<typeof mirrorRunResource> => ({
+  id: run.id,
+  repository: run.repository,
+  trigger: run.trigger,
+  state: run.state,
+  dryRun: run.dryRun,
+  startedAt: run.startedAt.toISOString(),
+  finishedAt: isoOrNull(run.finishedAt),
+  cancelRequested: run.cancelRequested,
+  totals: run.totals,
+  bytesCopied: run.bytesCopied,
+  error: run.error,
+});
+
+const runParams = repositoryParams.extend({ run: z.coerce.number().int().positive() });
+
 const newMirror = mirrorSettingsSchema.extend({
   repository: z.string().max(255).describe('the local repository, e.g. acme/nginx; created when missing'),
 });
@@ -106,7 +158,10 @@ const mirrorList = z.object({ mirrors: z.array(mirrorResource) });
  * robot of its namespace. The namespace's administrators (its user, an organization's admins,
  * superusers) manage them; to anyone else a mirror does not exist. Passwords are sealed, never shown.
  */
-export const mirrorRoutes: ApiRoutes = async (app, { identity, mirrors, mirrorGuard, contextOf }) => {
+export const mirrorRoutes: ApiRoutes = async (
+  app,
+  { identity, mirrors, mirrorGuard, mirrorRunner, mirrorQueue, contextOf },
+) => {
   app.addHook('onRequest', async (request) => {
     if (request.principal.kind !== 'account') {
       throw unauthenticated('sign in first: mirrors are for administrators');
@@ -143,6 +198,24 @@ export const mirrorRoutes: ApiRoutes = async (app, { identity, mirrors, mirrorGu
     });
   }
 
+  /**
+   * Brings the mirror's job scheduler in line with its settings; the mirror with its next run. When
+   * Redis cannot be reached, the workers bring it in line later (they do every few minutes).
+   */
+  async function scheduled(request: FastifyRequest, mirror: Mirror): Promise<Mirror> {
+    try {
+      const nextRunAt = await mirrorQueue.schedule(mirror);
+      await mirrors.setNextRun(mirror.id, nextRunAt);
+      return { ...mirror, nextRunAt };
+    } catch (error) {
+      request.log.warn(
+        { err: error, repository: mirror.repository },
+        'could not schedule the mirror now; the workers will',
+      );
+      return mirror;
+    }
+  }
+
   /** The robot needs write on the repository for its pushes; granted unless it has it already. */
   async function grantRobotWrite(request: FastifyRequest, repository: string, robot: string | null) {
     if (robot === null) return;
@@ -174,7 +247,9 @@ export const mirrorRoutes: ApiRoutes = async (app, { identity, mirrors, mirrorGu
       });
       await grantRobotWrite(request, mirror.repository, mirror.robot);
     }
-    return created.map(({ mirror }) => mirror);
+    const shown: Mirror[] = [];
+    for (const { mirror } of created) shown.push(await scheduled(request, mirror));
+    return shown;
   }
 
   app.get(
@@ -311,7 +386,7 @@ export const mirrorRoutes: ApiRoutes = async (app, { identity, mirrors, mirrorGu
         ...(request.body.robot !== undefined ? { robot: updated.robot } : {}),
       });
       if (request.body.robot !== undefined) await grantRobotWrite(request, updated.repository, updated.robot);
-      return toMirrorResource(updated);
+      return toMirrorResource(await scheduled(request, updated));
     },
   );
 
@@ -330,11 +405,96 @@ export const mirrorRoutes: ApiRoutes = async (app, { identity, mirrors, mirrorGu
       const mirror = await mirrorFor(request, repositoryOf(request.params));
       if (await mirrors.delete(mirror.repository)) {
         await mirrorGuard.refresh();
+        await mirrorQueue.unschedule(mirror.id).catch((error: unknown) => {
+          request.log.warn({ err: error }, 'could not remove the mirror schedule now; the workers will');
+        });
         await record(request, 'delete_repo_mirror', mirror.repository, {
           upstream: `${mirror.upstream.url}/${mirror.upstream.repository}`,
         });
       }
       return reply.code(204).send(null);
+    },
+  );
+  app.post(
+    '/mirrors/:namespace/:name/sync',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary:
+          'Sync now: queues a run for a worker to start (409 while one is queued or syncing); dryRun only records what a sync would copy, skip and delete',
+        params: repositoryParams,
+        body: z.strictObject({ dryRun: z.boolean().default(false) }).prefault({}),
+        response: answers({ 202: mirrorRunResource }),
+      },
+    },
+    async (request, reply) => {
+      const mirror = await mirrorFor(request, repositoryOf(request.params));
+      const { dryRun } = request.body;
+      const run = await mirrorRunner.enqueue(mirror.repository, { trigger: 'manual', dryRun });
+      await mirrorQueue.startRun(run.id).catch(async (error: unknown) => {
+        await mirrorRunner.cancel(mirror.repository);
+        throw error;
+      });
+      await record(request, 'sync_repo_mirror', mirror.repository, { run: run.id, dryRun });
+      return reply.code(202).send(toMirrorRunResource(run));
+    },
+  );
+
+  app.post(
+    '/mirrors/:namespace/:name/cancel',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary:
+          'Cancel the run under way: a queued run ends at once, a syncing one within about a second (409 when none is under way)',
+        params: repositoryParams,
+        response: answers({ 202: mirrorRunResource }),
+      },
+    },
+    async (request, reply) => {
+      const mirror = await mirrorFor(request, repositoryOf(request.params));
+      const runId = await mirrorRunner.cancel(mirror.repository);
+      if (runId === null) throw conflict(`${mirror.repository} has no sync under way`);
+      await record(request, 'cancel_repo_mirror_sync', mirror.repository, { run: runId });
+      return reply.code(202).send(toMirrorRunResource((await mirrorRunner.runDetails(runId))!));
+    },
+  );
+
+  app.get(
+    '/mirrors/:namespace/:name/runs',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary: "The mirror's latest runs, newest first",
+        params: repositoryParams,
+        querystring: z.object({ limit: z.coerce.number().int().min(1).max(500).default(20) }),
+        response: answers({ 200: z.object({ runs: z.array(mirrorRunResource) }) }),
+      },
+    },
+    async (request) => {
+      const mirror = await mirrorFor(request, repositoryOf(request.params));
+      const runs = await mirrorRunner.history(mirror.repository, request.query.limit);
+      return { runs: runs.map(toMirrorRunResource) };
+    },
+  );
+
+  app.get(
+    '/mirrors/:namespace/:name/runs/:run',
+    {
+      schema: {
+        tags: ['mirrors'],
+        summary: 'A run of the mirror, with what it did with each tag (so far, while it runs)',
+        params: runParams,
+        response: answers({ 200: mirrorRunDetailsResource }),
+      },
+    },
+    async (request) => {
+      const mirror = await mirrorFor(request, repositoryOf(request.params));
+      const run = await mirrorRunner.runDetails(request.params.run);
+      if (!run || run.repository !== mirror.repository) {
+        throw notFound(`${mirror.repository} has no run ${request.params.run}`);
+      }
+      return { ...toMirrorRunResource(run), tags: run.tags };
     },
   );
 };
