@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { BuildLog } from './build-log.ts';
+import type { BuildOptions, BuildRequest, BuildResult, Executor, PushedReference } from './executor.ts';
+import { RegistryFiles } from './registry-files.ts';
+import { prepareBuild } from './request.ts';
+import { runStreamed } from './run-process.ts';
+
+export interface BuildahExecutorOptions {
+  /** The buildah binary; default `buildah` from PATH. */
+  buildah?: string;
+  /** `--isolation`: `oci` (buildah's default), `chroot` or `rootless`. */
+  isolation?: string;
+  /** `--storage-driver`, e.g. `overlay` or `vfs`. */
+  storageDriver?: string;
+  /** `--root`: where images and the layer cache are stored. */
+  root?: string;
+  /** `--runroot`: buildah's state while it runs. */
+  runroot?: string;
+  /** Cache each step's layer (`--layers`) so that later builds reuse them. Default true. */
+  layers?: boolean;
+  /** `--format` of the built image: `oci` (default) or `docker`. */
+  format?: 'oci' | 'docker';
+  /** `--signature-policy` for pulls and pushes, when not the machine's policy.json. */
+  signaturePolicy?: string;
+  /** The environment buildah runs in; default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** After cancelling, how long buildah gets to stop its steps before it is killed. Default 10 s. */
+  killGraceMs?: number;
+}
+
+/**
+ * Builds with `buildah bud` and pushes with `buildah push`. The image is built under a name of its own in
+ * local storage and removed after the push; the step layers stay as the layer cache.
+ */
+export class BuildahExecutor implements Executor {
+  readonly #options: BuildahExecutorOptions;
+
+  constructor(options: BuildahExecutorOptions = {}) {
+    this.#options = options;
+  }
+
+  async build(request: BuildRequest, { signal, onLine }: BuildOptions): Promise<BuildResult> {
+    const prepared = await prepareBuild(request);
+    const log = new BuildLog(prepared.masker, onLine);
+    const tlsVerify = `--tls-verify=${request.tlsVerify ?? true}`;
+    const files = await RegistryFiles.create();
+    const localName = `localhost/slipway-build-${randomUUID()}`;
+    try {
+      const env: NodeJS.ProcessEnv = { ...(this.#options.env ?? process.env) };
+      const registryArgs: string[] = [tlsVerify];
+      if (this.#options.signaturePolicy)
+        registryArgs.push('--signature-policy', this.#options.signaturePolicy);
+      if (request.credentials) {
+        const authFile = await files.writeAuthFile(prepared.registryHosts, request.credentials);
+        registryArgs.push('--authfile', authFile);
+        env.REGISTRY_AUTH_FILE = authFile;
+      }
+      if (request.pullMirrors?.length) {
+        env.CONTAINERS_REGISTRIES_CONF = await files.writeRegistriesConf(
+          request.pullMirrors,
+          request.tlsVerify === false,
+        );
+      }
+      const run = (phase: string, args: string[]) =>
+        runStreamed({
+          command: this.#options.buildah ?? 'buildah',
+          args: [...this.#globalArgs(), ...args],
+          env,
+          log,
+          phase,
+          killGraceMs: this.#options.killGraceMs ?? 10_000,
+          ...(signal ? { signal } : {}),
+        });
+
+      const buildStarted = performance.now();
+      const budArgs = ['bud', '--force-rm', '-f', prepared.dockerfilePath, '-t', localName, ...registryArgs];
+      if (this.#options.layers ?? true) budArgs.push('--layers');
+      if (this.#options.isolation) budArgs.push('--isolation', this.#options.isolation);
+      if (this.#options.format) budArgs.push('--format', this.#options.format);
+      for (const [name, value] of Object.entries(prepared.buildArgs))
+        budArgs.push('--build-arg', `${name}=${value}`);
+      for (const [name, value] of Object.entries(prepared.labels))
+        budArgs.push('--label', `${name}=${value}`);
+      await run('build', [...budArgs, prepared.contextDir]);
+      const build = performance.now() - buildStarted;
+      const sizeBytes = await this.#imageSize(localName, env);
+
+      const pushStarted = performance.now();
+      const pushed: PushedReference[] = [];
+      for (const [index, destination] of prepared.destinations.entries()) {
+        const digestFile = join(files.dir, `digest-${index}`);
+        const pushArgs = ['push', ...registryArgs, '--digestfile', digestFile];
+        if (this.#options.format) pushArgs.push('--format', this.#options.format);
+        await run(`push to ${destination.reference}`, [
+          ...pushArgs,
+          localName,
+          `docker://${destination.reference}`,
+        ]);
+        pushed.push({
+          reference: destination.reference,
+          digest: (await readFile(digestFile, 'utf8')).trim(),
+        });
+      }
+      const push = performance.now() - pushStarted;
+
+      return {
+        digest: pushed[0]!.digest,
+        pushed,
+        ...(sizeBytes !== undefined ? { sizeBytes } : {}),
+        durations: { build: Math.round(build), push: Math.round(push) },
+      };
+    } finally {
+      await this.#removeImage(localName);
+      await files.remove();
+    }
+  }
+
+  #globalArgs(): string[] {
+    const args: string[] = [];
+    if (this.#options.root) args.push('--root', this.#options.root);
+    if (this.#options.runroot) args.push('--runroot', this.#options.runroot);
+    if (this.#options.storageDriver) args.push('--storage-driver', this.#options.storageDriver);
+    return args;
+  }
+
+  /** The config and layer sizes of the local (uncompressed) manifest; undefined when buildah cannot tell. */
+  async #imageSize(image: string, env: NodeJS.ProcessEnv): Promise<number | undefined> {
+    const inspected = await execa(
+      this.#options.buildah ?? 'buildah',
+      [...this.#globalArgs(), 'inspect', '--type', 'image', '--format', '{{.Manifest}}', image],
+      { env, extendEnv: false, reject: false, stdin: 'ignore' },
+    );
+    if (inspected.failed) return undefined;
+    try {
+      const manifest = JSON.parse(inspected.stdout) as {
+        config?: { size?: number };
+        layers?: { size?: number }[];
+      };
+      return (
+        (manifest.config?.size ?? 0) +
+        (manifest.layers ?? []).reduce((sum, layer) => sum + (layer.size ?? 0), 0)
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #removeImage(image: string): Promise<void> {
+    await execa(this.#options.buildah ?? 'buildah', [...this.#globalArgs(), 'rmi', image], {
+      env: this.#options.env ?? process.env,
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+    });
+  }
+}

@@ -1,0 +1,164 @@
+import { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { pack } from 'tar-fs';
+import { BuildLog } from './build-log.ts';
+import {
+  BuildCancelledError,
+  BuildFailedError,
+  type BuildOptions,
+  type BuildRequest,
+  type BuildResult,
+  type Executor,
+  type PushedReference,
+} from './executor.ts';
+import { followProgress, type ProgressOutcome } from './json-progress.ts';
+import { prepareBuild, type Destination } from './request.ts';
+
+export interface DockerApiExecutorOptions {
+  /** The engine: a dockerode client or how to reach one; default dockerode's (DOCKER_HOST or the local socket). */
+  docker?: Docker | Docker.DockerOptions;
+  /** The build's `isolation` parameter; Podman takes `chroot`, `oci` or `rootless`. */
+  isolation?: string;
+}
+
+/**
+ * Builds and pushes through the Docker Engine API: Docker, or Podman's `podman system service`. The context
+ * goes to the engine as a tar stream. Pull mirrors are the engine's own configuration (Docker's
+ * `registry-mirrors`, Podman's registries.conf), so a request's `pullMirrors` are not applied here. With
+ * `tlsVerify: false`, Podman pulls and pushes over plain HTTP; Docker needs the registry in its
+ * `insecure-registries` (loopback addresses are already). Cancelling closes the engine connection: Docker
+ * stops the build then, while Podman (4.x) lets the running step finish and pushes nothing.
+ */
+export class DockerApiExecutor implements Executor {
+  readonly #docker: Docker;
+  readonly #isolation: string | undefined;
+
+  constructor(options: DockerApiExecutorOptions = {}) {
+    this.#docker = options.docker instanceof Docker ? options.docker : new Docker(options.docker);
+    this.#isolation = options.isolation;
+  }
+
+  async build(request: BuildRequest, { signal, onLine }: BuildOptions): Promise<BuildResult> {
+    const prepared = await prepareBuild(request);
+    const log = new BuildLog(prepared.masker, onLine);
+    if (request.pullMirrors?.length) {
+      log.line('stderr', 'Pull mirrors are set on the engine; this build uses the engine’s configuration.');
+    }
+    const [first, ...others] = prepared.destinations as [Destination, ...Destination[]];
+    const tlsVerify = request.tlsVerify ?? true;
+    const credentials = request.credentials;
+    const createdTags: string[] = [];
+    try {
+      const buildStarted = performance.now();
+      const buildOptions = {
+        dockerfile: prepared.dockerfile,
+        t: first.reference,
+        buildargs: prepared.buildArgs,
+        labels: prepared.labels,
+        rm: true,
+        forcerm: true,
+        ...(signal ? { abortSignal: signal } : {}),
+        ...(this.#isolation ? { isolation: this.#isolation } : {}),
+        ...(tlsVerify ? {} : { tlsVerify: false }),
+        ...(credentials
+          ? {
+              registryconfig: Object.fromEntries(
+                prepared.registryHosts.map((host) => [
+                  host,
+                  { username: credentials.username, password: credentials.token },
+                ]),
+              ),
+            }
+          : {}),
+      };
+      // tar-fs gives a streamx stream; the engine request wants a Node.js one.
+      const context = Readable.from(pack(prepared.contextDir));
+      createdTags.push(first.reference);
+      const built = await this.#follow('build', log, signal, () =>
+        this.#docker.buildImage(context, buildOptions),
+      );
+      if (built.error !== undefined) throw new BuildFailedError('build', built.error, log.tail());
+      for (const destination of others) {
+        await this.#docker
+          .getImage(first.reference)
+          .tag({ repo: `${destination.host}/${destination.repository}`, tag: destination.tag });
+        createdTags.push(destination.reference);
+      }
+      const build = performance.now() - buildStarted;
+      const inspected = await this.#docker.getImage(first.reference).inspect();
+
+      const pushStarted = performance.now();
+      const pushed: PushedReference[] = [];
+      for (const destination of prepared.destinations) {
+        const phase = `push to ${destination.reference}`;
+        const pushOptions = {
+          tag: destination.tag,
+          ...(signal ? { abortSignal: signal } : {}),
+          ...(tlsVerify ? {} : { tlsVerify: false }),
+          ...(credentials
+            ? {
+                authconfig: {
+                  username: credentials.username,
+                  password: credentials.token,
+                  serveraddress: destination.host,
+                },
+              }
+            : {}),
+        };
+        const image = this.#docker.getImage(`${destination.host}/${destination.repository}`);
+        const outcome = await this.#follow(phase, log, signal, () => image.push(pushOptions));
+        if (outcome.error !== undefined) throw new BuildFailedError(phase, outcome.error, log.tail());
+        const digest = pushedDigest(outcome);
+        if (digest === undefined) {
+          throw new BuildFailedError(phase, 'the engine did not report the pushed digest', log.tail());
+        }
+        pushed.push({ reference: destination.reference, digest });
+      }
+      const push = performance.now() - pushStarted;
+
+      return {
+        digest: pushed[0]!.digest,
+        pushed,
+        ...(typeof inspected.Size === 'number' ? { sizeBytes: inspected.Size } : {}),
+        durations: { build: Math.round(build), push: Math.round(push) },
+      };
+    } finally {
+      for (const reference of createdTags.reverse()) {
+        await this.#docker
+          .getImage(reference)
+          .remove()
+          .catch(() => undefined);
+      }
+    }
+  }
+
+  /** Starts a streamed engine request and follows its progress, turning an abort into `BuildCancelledError`. */
+  async #follow(
+    phase: string,
+    log: BuildLog,
+    signal: AbortSignal | undefined,
+    start: () => Promise<NodeJS.ReadableStream>,
+  ): Promise<ProgressOutcome> {
+    if (signal?.aborted) throw new BuildCancelledError(phase);
+    try {
+      return await followProgress(await start(), log);
+    } catch (error) {
+      if (signal?.aborted) throw new BuildCancelledError(phase);
+      throw new BuildFailedError(phase, log.mask((error as Error).message), log.tail(), { cause: error });
+    }
+  }
+}
+
+/**
+ * The manifest digest a push reports: Docker sends it in `aux`, Podman only in the closing status line
+ * (`<tag>: digest: sha256:… size: N`), which Docker sends too.
+ */
+function pushedDigest(outcome: ProgressOutcome): string | undefined {
+  const fromAux = outcome.aux.map((aux) => aux.Digest).find((value) => typeof value === 'string');
+  if (fromAux !== undefined) return fromAux;
+  for (const status of outcome.statuses) {
+    const match = /\bdigest: (sha256:[0-9a-f]{64})\b/.exec(status);
+    if (match) return match[1];
+  }
+  return undefined;
+}

@@ -1,0 +1,216 @@
+import { mkdir } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BuildahExecutor,
+  BuildCancelledError,
+  BuildFailedError,
+  type BuildRequest,
+} from '../../src/builder/executors/index.ts';
+import { startSecuredSlipway } from '../helpers/auth.ts';
+import { ContainersWorkspace } from '../helpers/containers.ts';
+import { credsOf, IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
+import { sha256 } from '../helpers/oci-layout.ts';
+import type { TestSlipway } from '../helpers/slipway.ts';
+import { hostShellRootfs, LineRecorder, processWithArgumentExists, writeContext } from './fixtures.ts';
+
+const revision = '4f1c0d2e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d';
+
+describe('BuildahExecutor with buildah and a Slipway under test', () => {
+  let workspace: ContainersWorkspace;
+  let slipway: TestSlipway;
+  let fixtures: IdentityFixtures;
+  let builder: Login;
+  let executor: BuildahExecutor;
+  /** A pushed image with a shell, for RUN steps. */
+  let shellBase: string;
+  let contexts = 0;
+
+  beforeAll(async () => {
+    workspace = await ContainersWorkspace.create('slipway-builder-buildah-');
+    slipway = await startSecuredSlipway();
+    fixtures = await IdentityFixtures.of(slipway);
+    await fixtures.organization('acme');
+    await fixtures.repository('acme/app');
+    await fixtures.repository('acme/base');
+    builder = await fixtures.robot('acme', 'builder');
+    await fixtures.grant('acme/app', { user: builder.username }, 'write');
+    await fixtures.grant('acme/base', { user: builder.username }, 'write');
+    executor = new BuildahExecutor({
+      isolation: 'chroot',
+      storageDriver: 'vfs',
+      root: workspace.path('builder', 'root'),
+      runroot: workspace.path('builder', 'run'),
+      signaturePolicy: workspace.policy,
+      env: workspace.env,
+      killGraceMs: 2_000,
+    });
+
+    const base = workspace.path('contexts', 'base');
+    await hostShellRootfs(`${base}/rootfs`);
+    await writeContext(base, { Dockerfile: 'FROM scratch\nCOPY rootfs/ /\n' });
+    shellBase = `${slipway.host}/acme/base:1`;
+    await executor.build(request(base, { destinations: [shellBase] }), { onLine: () => {} });
+  });
+  afterAll(async () => {
+    await slipway?.stop();
+    await workspace?.remove();
+  });
+
+  const newContext = async (files: Record<string, string>) => {
+    const dir = workspace.path('contexts', `ctx-${++contexts}`);
+    await mkdir(dir, { recursive: true });
+    return writeContext(dir, files);
+  };
+  const request = (contextDir: string, overrides: Partial<BuildRequest> = {}): BuildRequest => ({
+    contextDir,
+    source: { revision, url: 'https://git.example.com/acme/app.git' },
+    destinations: [`${slipway.host}/acme/app:latest`],
+    credentials: { username: builder.username, token: builder.password },
+    tlsVerify: false,
+    ...overrides,
+  });
+  const inspect = async (reference: string) => {
+    const creds = ['--tls-verify=false', '--creds', credsOf(builder)];
+    const raw = (await workspace.skopeo(['inspect', '--raw', ...creds, `docker://${reference}`])).stdoutBytes;
+    const config = JSON.parse(
+      (await workspace.skopeo(['inspect', ...creds, `docker://${reference}`])).stdout,
+    ) as {
+      Labels: Record<string, string>;
+    };
+    return { digest: sha256(raw), labels: config.Labels };
+  };
+
+  it('builds FROM scratch, pushes every tag with the revision and source labels, and reports the digest', async () => {
+    const context = await newContext({
+      'docker/app.Dockerfile': 'FROM scratch\nCOPY hello.txt /hello.txt\nLABEL org.example.team=platform\n',
+      'hello.txt': 'hello\n',
+    });
+    const lines = new LineRecorder();
+    const destinations = [`${slipway.host}/acme/app:1.0`, `${slipway.host}/acme/app:latest`];
+    const result = await executor.build(
+      request(context, {
+        dockerfile: 'docker/app.Dockerfile',
+        destinations,
+        labels: { 'org.example.built-by': 'slipway', 'org.opencontainers.image.revision': 'not-this-one' },
+        source: { revision, url: 'https://builder:clone-secret@git.example.com/acme/app.git' },
+      }),
+      { onLine: lines.onLine },
+    );
+
+    expect(result.pushed.map((pushed) => pushed.reference)).toEqual(destinations);
+    expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(result.sizeBytes).toBeGreaterThan(0);
+    expect(result.durations.build).toBeGreaterThan(0);
+    expect(result.durations.push).toBeGreaterThan(0);
+    for (const pushed of result.pushed) {
+      const image = await inspect(pushed.reference);
+      expect(image.digest).toBe(pushed.digest);
+      expect(image.digest).toBe(result.digest);
+      expect(image.labels).toMatchObject({
+        'org.opencontainers.image.revision': revision,
+        'org.opencontainers.image.source': 'https://git.example.com/acme/app.git',
+        'org.example.team': 'platform',
+        'org.example.built-by': 'slipway',
+      });
+    }
+    expect(lines.texts.some((text) => text.includes('COPY hello.txt'))).toBe(true);
+    expect(lines.texts.join('\n')).not.toContain('clone-secret');
+
+    // The built image does not stay behind in the builder's storage; the layer cache does.
+    const images = await workspace.buildah([
+      '--root',
+      workspace.path('builder', 'root'),
+      '--runroot',
+      workspace.path('builder', 'run'),
+      'images',
+      '--format',
+      '{{.Name}}',
+    ]);
+    expect(images.stdout).not.toContain('slipway-build-');
+  });
+
+  it('runs RUN steps on a base image pulled from the registry, with the build arguments', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nARG GREETING\nRUN echo "greeting is $GREETING"\n`,
+    });
+    const lines = new LineRecorder();
+    const result = await executor.build(request(context, { buildArgs: { GREETING: 'ahoy' } }), {
+      onLine: lines.onLine,
+    });
+    expect(lines.texts).toContain('greeting is ahoy');
+    expect((await inspect(`${slipway.host}/acme/app:latest`)).digest).toBe(result.digest);
+  });
+
+  it('pulls FROM images through a pull mirror', async () => {
+    const context = await newContext({
+      Dockerfile: 'FROM mirrored.example/base:1\nRUN cat /etc/hostname || true\n',
+    });
+    const lines = new LineRecorder();
+    await executor.build(
+      request(context, { pullMirrors: [{ registry: 'mirrored.example', mirror: `${slipway.host}/acme` }] }),
+      { onLine: lines.onLine },
+    );
+    expect(lines.texts.some((text) => text.includes('mirrored.example/base:1'))).toBe(true);
+  });
+
+  it('masks the credentials and the given secrets in every line', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nARG TOKEN\nARG OTHER\nRUN echo "token=$TOKEN other=$OTHER"\n`,
+    });
+    const lines = new LineRecorder();
+    await executor.build(
+      request(context, {
+        buildArgs: { TOKEN: builder.password, OTHER: 'sesame-42' },
+        secrets: ['sesame-42'],
+      }),
+      { onLine: lines.onLine },
+    );
+    expect(lines.texts, lines.texts.join('\n')).toContain('token=*** other=***');
+    const all = lines.texts.join('\n');
+    expect(all).not.toContain(builder.password);
+    expect(all).not.toContain(Buffer.from(credsOf(builder)).toString('base64'));
+    expect(all).not.toContain('sesame-42');
+  });
+
+  it('rejects a failing build with its last lines of output', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nRUN echo "about to fail" && exit 3\n`,
+    });
+    const lines = new LineRecorder();
+    const error = await executor.build(request(context), { onLine: lines.onLine }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BuildFailedError);
+    expect((error as BuildFailedError).phase).toBe('build');
+    expect((error as Error).message).toContain('about to fail');
+    expect((error as BuildFailedError).outputTail.join('\n')).toMatch(/exit status 3/);
+    expect(lines.lines.some((line) => line.stream === 'stderr')).toBe(true);
+  });
+
+  it('rejects a push the credentials do not allow', async () => {
+    await fixtures.repository('acme/other');
+    const context = await newContext({ Dockerfile: 'FROM scratch\nCOPY . /\n', 'a.txt': 'a' });
+    const error = await executor
+      .build(request(context, { destinations: [`${slipway.host}/acme/other:1`] }), { onLine: () => {} })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BuildFailedError);
+    expect((error as BuildFailedError).phase).toBe(`push to ${slipway.host}/acme/other:1`);
+    expect((error as Error).message).toMatch(/denied|unauthorized|authentication required/i);
+  });
+
+  it('stops a running build promptly when cancelled, RUN step included', async () => {
+    const marker = '29.4817';
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nRUN echo "slow step started" && sleep ${marker}\n`,
+    });
+    const lines = new LineRecorder();
+    const controller = new AbortController();
+    const building = executor.build(request(context), { signal: controller.signal, onLine: lines.onLine });
+    building.catch(() => {});
+    await lines.waitFor(/^slow step started$/);
+    expect(await processWithArgumentExists(marker)).toBe(true);
+    const cancelledAt = Date.now();
+    controller.abort();
+    await expect(building).rejects.toBeInstanceOf(BuildCancelledError);
+    expect(Date.now() - cancelledAt).toBeLessThan(5_000);
+    expect(await processWithArgumentExists(marker)).toBe(false);
+  });
+});

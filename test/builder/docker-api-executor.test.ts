@@ -1,0 +1,165 @@
+import { mkdir } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BuildCancelledError,
+  BuildFailedError,
+  DockerApiExecutor,
+  type BuildRequest,
+} from '../../src/builder/executors/index.ts';
+import { startSecuredSlipway } from '../helpers/auth.ts';
+import { ContainersWorkspace } from '../helpers/containers.ts';
+import { credsOf, IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
+import { sha256 } from '../helpers/oci-layout.ts';
+import type { TestSlipway } from '../helpers/slipway.ts';
+import {
+  hostShellRootfs,
+  LineRecorder,
+  startPodmanService,
+  writeContext,
+  type PodmanService,
+} from './fixtures.ts';
+
+const revision = '0123456789abcdef0123456789abcdef01234567';
+
+describe('DockerApiExecutor against podman system service and a Slipway under test', () => {
+  let workspace: ContainersWorkspace;
+  let podman: PodmanService;
+  let slipway: TestSlipway;
+  let builder: Login;
+  let executor: DockerApiExecutor;
+  let shellBase: string;
+  let contexts = 0;
+
+  beforeAll(async () => {
+    workspace = await ContainersWorkspace.create('slipway-builder-podman-');
+    [podman, slipway] = await Promise.all([
+      startPodmanService(workspace.path('podman'), workspace.env),
+      startSecuredSlipway(),
+    ]);
+    const fixtures = await IdentityFixtures.of(slipway);
+    await fixtures.organization('acme');
+    await fixtures.repository('acme/app');
+    await fixtures.repository('acme/base');
+    builder = await fixtures.robot('acme', 'builder');
+    await fixtures.grant('acme/app', { user: builder.username }, 'write');
+    await fixtures.grant('acme/base', { user: builder.username }, 'write');
+    executor = new DockerApiExecutor({ docker: { socketPath: podman.socketPath }, isolation: 'chroot' });
+
+    const base = workspace.path('contexts', 'base');
+    await hostShellRootfs(`${base}/rootfs`);
+    await writeContext(base, { Dockerfile: 'FROM scratch\nCOPY rootfs/ /\n' });
+    shellBase = `${slipway.host}/acme/base:1`;
+    await executor.build(request(base, { destinations: [shellBase] }), { onLine: () => {} });
+  });
+  afterAll(async () => {
+    await podman?.stop();
+    await slipway?.stop();
+    await workspace?.remove();
+  });
+
+  const newContext = async (files: Record<string, string>) => {
+    const dir = workspace.path('contexts', `ctx-${++contexts}`);
+    await mkdir(dir, { recursive: true });
+    return writeContext(dir, files);
+  };
+  const request = (contextDir: string, overrides: Partial<BuildRequest> = {}): BuildRequest => ({
+    contextDir,
+    source: { revision, url: 'https://git.example.com/acme/app.git' },
+    destinations: [`${slipway.host}/acme/app:latest`],
+    credentials: { username: builder.username, token: builder.password },
+    tlsVerify: false,
+    ...overrides,
+  });
+  const inspect = async (reference: string) => {
+    const creds = ['--tls-verify=false', '--creds', credsOf(builder)];
+    const raw = (await workspace.skopeo(['inspect', '--raw', ...creds, `docker://${reference}`])).stdoutBytes;
+    const config = JSON.parse(
+      (await workspace.skopeo(['inspect', ...creds, `docker://${reference}`])).stdout,
+    ) as {
+      Labels: Record<string, string>;
+    };
+    return { digest: sha256(raw), labels: config.Labels };
+  };
+
+  it('builds, pushes every tag with the revision and source labels, and reports the digest', async () => {
+    const context = await newContext({
+      'build/Dockerfile': 'FROM scratch\nCOPY hello.txt /hello.txt\n',
+      'hello.txt': 'hello\n',
+    });
+    const lines = new LineRecorder();
+    const destinations = [`${slipway.host}/acme/app:2.0`, `${slipway.host}/acme/app:latest`];
+    const result = await executor.build(
+      request(context, {
+        dockerfile: 'build/Dockerfile',
+        destinations,
+        labels: { 'org.example.team': 'platform' },
+      }),
+      { onLine: lines.onLine },
+    );
+    expect(result.pushed.map((pushed) => pushed.reference)).toEqual(destinations);
+    expect(result.sizeBytes).toBeGreaterThan(0);
+    for (const pushed of result.pushed) {
+      const image = await inspect(pushed.reference);
+      expect(image.digest).toBe(pushed.digest);
+      expect(image.labels).toMatchObject({
+        'org.opencontainers.image.revision': revision,
+        'org.opencontainers.image.source': 'https://git.example.com/acme/app.git',
+        'org.example.team': 'platform',
+      });
+    }
+    expect(result.digest).toBe(result.pushed[0]!.digest);
+    expect(lines.texts.some((text) => text.includes('COPY hello.txt'))).toBe(true);
+  });
+
+  it('runs RUN steps with the build arguments and masks the credentials', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nARG GREETING\nARG TOKEN\nRUN echo "greeting is $GREETING, token=$TOKEN"\n`,
+    });
+    const lines = new LineRecorder();
+    await executor.build(request(context, { buildArgs: { GREETING: 'ahoy', TOKEN: builder.password } }), {
+      onLine: lines.onLine,
+    });
+    expect(lines.texts).toContain('greeting is ahoy, token=***');
+    expect(lines.texts.join('\n')).not.toContain(builder.password);
+  });
+
+  it('rejects a failing build with the engine’s error and the last lines', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nRUN echo "about to fail" && exit 3\n`,
+    });
+    const error = await executor.build(request(context), { onLine: () => {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BuildFailedError);
+    expect((error as BuildFailedError).phase).toBe('build');
+    expect((error as Error).message).toContain('about to fail');
+  });
+
+  it('stops following a build when cancelled and pushes nothing', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nRUN echo "slow step started" && sleep 6\n`,
+    });
+    const destination = `${slipway.host}/acme/app:cancelled`;
+    const lines = new LineRecorder();
+    const controller = new AbortController();
+    const building = executor.build(request(context, { destinations: [destination] }), {
+      signal: controller.signal,
+      onLine: lines.onLine,
+    });
+    building.catch(() => {});
+    await lines.waitFor(/^slow step started$/);
+    const cancelledAt = Date.now();
+    controller.abort();
+    await expect(building).rejects.toBeInstanceOf(BuildCancelledError);
+    expect(Date.now() - cancelledAt).toBeLessThan(2_000);
+    // Docker stops a build whose connection closes; Podman 4 lets the step run to its end, unpushed.
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    const inspected = await workspace.skopeoRaw([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      '--creds',
+      credsOf(builder),
+      `docker://${destination}`,
+    ]);
+    expect(inspected.code).not.toBe(0);
+  });
+});
