@@ -60,6 +60,7 @@ import {
   type RunningServer,
   type ServerId,
 } from './lib/servers.ts';
+import { benchMirror } from './mirror.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(benchDir);
@@ -75,6 +76,7 @@ const groups = [
   'blob-1m',
   'push',
   'tags',
+  'mirror',
 ] as const;
 type Group = (typeof groups)[number];
 
@@ -99,6 +101,8 @@ interface Settings {
   manifestConnections: number;
   smallBlobConnections: number;
   tagConnections: number;
+  /** Tags of the repository the mirror row mirrors. */
+  mirrorTagCount: number;
   streamClient: StreamClient;
   keep: boolean;
   /** Seconds to wait, before each measurement, for the rest of the machine to go idle. */
@@ -113,7 +117,7 @@ interface Settings {
 function usage(): string {
   return `usage: node bench/run.ts [--quick] [--rows ${groups.join(',')}] [--rounds N] [--duration SEC] [--warmup SEC] [--stream-client curl|http|fetch] [--slipway-root DIR] [--reference-slipway DIR] [--quiet-wait SEC] [--keep] [--out FILE]
 
-  --quick        short smoke run: one round of 2 s rows, 32 MiB large blob, 500 tags
+  --quick        short smoke run: one round of 2 s rows, 32 MiB large blob, 500 tags, 40 mirrored tags
   --rows LIST    only these row groups (comma separated); peak memory is always reported
   --rounds N     ABBA rounds per row (default 2, quick 1)
   --duration SEC measuring time of each autocannon run, per round (default 5, quick 2)
@@ -209,6 +213,7 @@ function parseSettings(argv: string[]): Settings {
     manifestConnections: 64,
     smallBlobConnections: 32,
     tagConnections: 32,
+    mirrorTagCount: quick ? 40 : 200,
     streamClient: (flags.get('stream-client') as StreamClient | undefined) ?? 'curl',
     keep: flags.has('keep'),
     quietWaitSec: number('quiet-wait', quick ? 0 : 60),
@@ -882,6 +887,15 @@ async function main(): Promise<void> {
         },
       ],
     );
+  }
+
+  if (s.rows.has('mirror')) {
+    sampler.phase = 'mirror';
+    const mirror = await benchMirror({ tagCount: s.mirrorTagCount, workDir, slipwayRoot: s.slipwayRoot });
+    sampler.phase = 'idle';
+    state.rows.push(...mirror.rows);
+    state.notes.push(...mirror.notes);
+    state.raw.mirror = mirror.raw;
   }
 
   // Memory: the whole run's peak (VmHWM, which also covers seeding), and the peak while streaming.
