@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { BuildLog } from './build-log.ts';
+import { ExecutorOutput } from './executor-output.ts';
 import type { BuildOptions, BuildRequest, BuildResult, Executor, PushedReference } from './executor.ts';
 import { RegistryFiles } from './registry-files.ts';
 import { prepareBuild } from './request.ts';
@@ -44,7 +44,7 @@ export class BuildahExecutor implements Executor {
 
   async build(request: BuildRequest, { signal, onLine }: BuildOptions): Promise<BuildResult> {
     const prepared = await prepareBuild(request);
-    const log = new BuildLog(prepared.masker, onLine);
+    const output = new ExecutorOutput(prepared.masker, onLine);
     const tlsVerify = `--tls-verify=${request.tlsVerify ?? true}`;
     const files = await RegistryFiles.create();
     const localName = `localhost/slipway-build-${randomUUID()}`;
@@ -69,7 +69,7 @@ export class BuildahExecutor implements Executor {
           command: this.#options.buildah ?? 'buildah',
           args: [...this.#globalArgs(), ...args],
           env,
-          log,
+          output,
           phase,
           killGraceMs: this.#options.killGraceMs ?? 10_000,
           ...(signal ? { signal } : {}),

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { pack } from 'tar-fs';
-import { BuildLog } from './build-log.ts';
+import { ExecutorOutput } from './executor-output.ts';
 import {
   BuildCancelledError,
   BuildFailedError,
@@ -40,9 +40,12 @@ export class DockerApiExecutor implements Executor {
 
   async build(request: BuildRequest, { signal, onLine }: BuildOptions): Promise<BuildResult> {
     const prepared = await prepareBuild(request);
-    const log = new BuildLog(prepared.masker, onLine);
+    const output = new ExecutorOutput(prepared.masker, onLine);
     if (request.pullMirrors?.length) {
-      log.line('stderr', 'Pull mirrors are set on the engine; this build uses the engine’s configuration.');
+      output.line(
+        'stderr',
+        'Pull mirrors are set on the engine; this build uses the engine’s configuration.',
+      );
     }
     const [first, ...others] = prepared.destinations as [Destination, ...Destination[]];
     const tlsVerify = request.tlsVerify ?? true;
@@ -74,10 +77,10 @@ export class DockerApiExecutor implements Executor {
       // tar-fs gives a streamx stream; the engine request wants a Node.js one.
       const context = Readable.from(pack(prepared.contextDir));
       createdTags.push(first.reference);
-      const built = await this.#follow('build', log, signal, () =>
+      const built = await this.#follow('build', output, signal, () =>
         this.#docker.buildImage(context, buildOptions),
       );
-      if (built.error !== undefined) throw new BuildFailedError('build', built.error, log.tail());
+      if (built.error !== undefined) throw new BuildFailedError('build', built.error, output.tail());
       for (const destination of others) {
         await this.#docker
           .getImage(first.reference)
@@ -106,11 +109,11 @@ export class DockerApiExecutor implements Executor {
             : {}),
         };
         const image = this.#docker.getImage(`${destination.host}/${destination.repository}`);
-        const outcome = await this.#follow(phase, log, signal, () => image.push(pushOptions));
-        if (outcome.error !== undefined) throw new BuildFailedError(phase, outcome.error, log.tail());
+        const outcome = await this.#follow(phase, output, signal, () => image.push(pushOptions));
+        if (outcome.error !== undefined) throw new BuildFailedError(phase, outcome.error, output.tail());
         const digest = pushedDigest(outcome);
         if (digest === undefined) {
-          throw new BuildFailedError(phase, 'the engine did not report the pushed digest', log.tail());
+          throw new BuildFailedError(phase, 'the engine did not report the pushed digest', output.tail());
         }
         pushed.push({ reference: destination.reference, digest });
       }
@@ -135,16 +138,18 @@ export class DockerApiExecutor implements Executor {
   /** Starts a streamed engine request and follows its progress, turning an abort into `BuildCancelledError`. */
   async #follow(
     phase: string,
-    log: BuildLog,
+    output: ExecutorOutput,
     signal: AbortSignal | undefined,
     start: () => Promise<NodeJS.ReadableStream>,
   ): Promise<ProgressOutcome> {
     if (signal?.aborted) throw new BuildCancelledError(phase);
     try {
-      return await followProgress(await start(), log);
+      return await followProgress(await start(), output);
     } catch (error) {
       if (signal?.aborted) throw new BuildCancelledError(phase);
-      throw new BuildFailedError(phase, log.mask((error as Error).message), log.tail(), { cause: error });
+      throw new BuildFailedError(phase, output.mask((error as Error).message), output.tail(), {
+        cause: error,
+      });
     }
   }
 }

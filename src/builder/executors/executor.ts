@@ -1,4 +1,7 @@
 import { SlipwayError } from '../../errors.ts';
+import type { OutputStream } from '../output/output-stream.ts';
+
+export type { OutputStream } from '../output/output-stream.ts';
 
 /** Push credentials for the registry the image goes to: a user (or robot) and its short-lived token. */
 export interface RegistryCredentials {
@@ -38,8 +41,6 @@ export interface BuildRequest {
   /** Values masked in the output besides the credentials, e.g. secret build arguments. */
   secrets?: string[];
 }
-
-export type OutputStream = 'stdout' | 'stderr';
 
 /** Receives each line of output, masked, without its newline. It must not throw. */
 export type LineListener = (stream: OutputStream, text: string) => void;

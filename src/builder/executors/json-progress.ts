@@ -1,5 +1,5 @@
-import type { BuildLog } from './build-log.ts';
-import { LineSplitter } from './output-lines.ts';
+import type { ExecutorOutput } from './executor-output.ts';
+import { LineSplitter } from '../output/line-splitter.ts';
 
 /** One message of the Docker Engine API's JSON progress stream (build, push). */
 export interface ProgressMessage {
@@ -23,42 +23,52 @@ export interface ProgressOutcome {
 }
 
 /**
- * Reads a JSON progress stream to its end, writing its text to the build log: `stream` text as stdout
+ * A message is one line of JSON; one longer than this is passed on cut (and so written as text, not
+ * parsed) and the rest of it dropped. Far above what the engine sends in one message; the text lines
+ * inside messages have the default cap of `output`'s splitter.
+ */
+const maxMessageLength = 1024 * 1024;
+
+/**
+ * Reads a JSON progress stream to its end, writing its text to `output`: `stream` text as stdout
  * lines (split across messages), status lines without their progress bars, and errors to stderr.
  */
-export function followProgress(response: NodeJS.ReadableStream, log: BuildLog): Promise<ProgressOutcome> {
+export function followProgress(
+  response: NodeJS.ReadableStream,
+  output: ExecutorOutput,
+): Promise<ProgressOutcome> {
   const outcome: ProgressOutcome = { aux: [], statuses: [] };
-  const text = log.splitter('stdout');
+  const text = output.splitter('stdout');
   const onMessage = (raw: string) => {
     if (!raw.trim()) return;
     let message: ProgressMessage;
     try {
       message = JSON.parse(raw) as ProgressMessage;
     } catch {
-      text.flush();
-      log.line('stdout', raw);
+      text.end();
+      output.line('stdout', raw);
       return;
     }
     if (message.stream !== undefined) text.push(message.stream);
     if (message.status !== undefined) outcome.statuses.push(message.status);
     if (message.status !== undefined && !isOngoingProgress(message)) {
-      text.flush();
-      log.line('stdout', message.id ? `${message.id}: ${message.status}` : message.status);
+      text.end();
+      output.line('stdout', message.id ? `${message.id}: ${message.status}` : message.status);
     }
     if (message.aux) outcome.aux.push(message.aux);
     const error = message.error ?? message.errorDetail?.message;
     if (error !== undefined) {
-      text.flush();
-      log.line('stderr', error);
+      text.end();
+      output.line('stderr', error);
       outcome.error = error;
     }
   };
-  const messages = new LineSplitter(onMessage);
+  const messages = new LineSplitter(onMessage, { maxLineLength: maxMessageLength });
   return new Promise((resolve, reject) => {
     response.on('data', (chunk: Buffer) => messages.push(chunk));
     response.once('end', () => {
-      messages.flush();
-      text.flush();
+      messages.end();
+      text.end();
       resolve(outcome);
     });
     response.once('error', reject);

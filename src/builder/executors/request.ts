@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { InvalidBuildRequestError, type BuildRequest } from './executor.ts';
-import { credentialForms, SecretMasker } from './secret-mask.ts';
+import { credentialForms, SecretMasker } from '../output/secret-masker.ts';
 
 export const revisionLabel = 'org.opencontainers.image.revision';
 export const sourceLabel = 'org.opencontainers.image.source';

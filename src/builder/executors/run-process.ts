@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import type { BuildLog } from './build-log.ts';
+import type { ExecutorOutput } from './executor-output.ts';
 import { BuildCancelledError, BuildFailedError } from './executor.ts';
 
 export interface StreamedCommand {
@@ -7,7 +7,7 @@ export interface StreamedCommand {
   args: readonly string[];
   /** The whole environment of the command. */
   env: NodeJS.ProcessEnv;
-  log: BuildLog;
+  output: ExecutorOutput;
   /** Names the step in errors, e.g. `build` or `push to host/repo:tag`. */
   phase: string;
   signal?: AbortSignal;
@@ -36,13 +36,13 @@ function installExitHook(): void {
 }
 
 /**
- * Runs a command with its output going line by line to the build log. The command gets a process group of
- * its own so that cancelling stops everything it started (a build's RUN steps too), not only itself.
+ * Runs a command with its output going line by line to `output`. The command gets a process group of its
+ * own so that cancelling stops everything it started (a build's RUN steps too), not only itself.
  * Rejects with `BuildCancelledError` when `signal` aborts, and with `BuildFailedError` (with the last
  * lines of output) when the command fails.
  */
 export async function runStreamed(command: StreamedCommand): Promise<void> {
-  const { log, signal, phase } = command;
+  const { output, signal, phase } = command;
   if (signal?.aborted) throw new BuildCancelledError(phase);
 
   const subprocess = execa(command.command, command.args, {
@@ -61,8 +61,8 @@ export async function runStreamed(command: StreamedCommand): Promise<void> {
     runningGroups.add(pid);
   }
 
-  const stdout = log.splitter('stdout');
-  const stderr = log.splitter('stderr');
+  const stdout = output.splitter('stdout');
+  const stderr = output.splitter('stderr');
   subprocess.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
   subprocess.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
 
@@ -76,8 +76,8 @@ export async function runStreamed(command: StreamedCommand): Promise<void> {
 
   try {
     const result = await subprocess;
-    stdout.flush();
-    stderr.flush();
+    stdout.end();
+    stderr.end();
     if (signal?.aborted) throw new BuildCancelledError(phase);
     if (result.failed) {
       const reason =
@@ -85,8 +85,8 @@ export async function runStreamed(command: StreamedCommand): Promise<void> {
           ? `exit status ${result.exitCode}`
           : result.signal
             ? `killed by ${result.signal}`
-            : log.mask(result.shortMessage ?? 'the command failed');
-      throw new BuildFailedError(phase, reason, log.tail());
+            : output.mask(result.shortMessage ?? 'the command failed');
+      throw new BuildFailedError(phase, reason, output.tail());
     }
   } finally {
     signal?.removeEventListener('abort', cancel);

@@ -1,6 +1,5 @@
 import { invalid } from '../../errors.ts';
-
-export type OutputStream = 'stdout' | 'stderr';
+import type { OutputStream } from '../output/output-stream.ts';
 
 /**
  * One entry of a build's log. `id` is its Redis stream id (`<ms>-<seq>`), which is also the cursor:

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
-import { buildLogKey, toStreamFields, type NewBuildLogEntry, type OutputStream } from './entry.ts';
-import { SecretMasker } from './secret-masker.ts';
+import { defaultMaxLineLength } from '../output/line-splitter.ts';
+import type { OutputStream } from '../output/output-stream.ts';
+import { SecretMasker } from '../output/secret-masker.ts';
+import { buildLogKey, toStreamFields, type NewBuildLogEntry } from './entry.ts';
 
 export interface BuildLogWriterOptions {
   /** A client shared by every writer of the process; the writer only pipelines non-blocking commands. */
@@ -53,7 +55,7 @@ export class BuildLogWriter {
     this.#redis = options.redis;
     this.#key = buildLogKey(options.keyPrefix, options.buildId);
     this.#masker = new SecretMasker(options.secrets ?? []);
-    this.#maxLineLength = options.maxLineLength ?? 16_384;
+    this.#maxLineLength = options.maxLineLength ?? defaultMaxLineLength;
     this.#maxLogBytes = options.maxLogBytes ?? 32 * 1024 * 1024;
     this.#coalesceMs = options.coalesceMs ?? 2;
     this.#maxBatchEntries = options.maxBatchEntries ?? 512;

@@ -3,7 +3,7 @@ export const secretMask = '***';
 /**
  * Replaces every occurrence of the given secrets in a text by `***`. A secret is also masked in its
  * URL-encoded form, as it appears in a clone URL with credentials. Longer secrets are masked first so
- * one that contains another is not left half visible.
+ * one that contains another is not left half visible. Secrets are plain text, not patterns.
  */
 export class SecretMasker {
   readonly #pattern: RegExp | null;
@@ -22,6 +22,15 @@ export class SecretMasker {
   mask(text: string): string {
     return this.#pattern ? text.replace(this.#pattern, secretMask) : text;
   }
+}
+
+/**
+ * The secrets to mask for a registry credential: the token, and Basic auth (`user:token` in base64 and
+ * base64url) as auth files and Authorization headers carry it. `SecretMasker` adds the URL-encoded forms.
+ */
+export function credentialForms(username: string, token: string): string[] {
+  const basic = Buffer.from(`${username}:${token}`);
+  return [token, basic.toString('base64'), basic.toString('base64url')];
 }
 
 function escapeRegExp(text: string): string {

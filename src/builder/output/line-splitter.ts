@@ -1,10 +1,15 @@
 import { StringDecoder } from 'node:string_decoder';
 
+/** Characters a line may grow to before `LineSplitter` passes it on cut. */
+export const defaultMaxLineLength = 16_384;
+
 /**
  * Turns a process's output chunks into whole lines, so that secrets are masked line by line and never
- * escape by straddling two chunks. A `\r\n` or `\n` ends a line. A line that grows past `maxLineLength`
- * without ending is passed on as it is then (the writer cuts it with a marker) and the rest of it, up to
- * the next line break, is dropped, so a process printing without line breaks cannot fill memory.
+ * escape by straddling two chunks. Chunks may end mid-line or mid-character. A `\r\n` or `\n` ends a line;
+ * the last line may have no line break (`end` passes it on). A line that grows past `maxLineLength`
+ * without ending is passed on as it is then (consumers that store lines cut it to the limit with a
+ * marker) and the rest of it, up to the next line break, is dropped, so a process printing without line
+ * breaks cannot fill memory.
  */
 export class LineSplitter {
   readonly #onLine: (line: string) => void;
@@ -15,7 +20,7 @@ export class LineSplitter {
 
   constructor(onLine: (line: string) => void, options: { maxLineLength?: number } = {}) {
     this.#onLine = onLine;
-    this.#maxLineLength = options.maxLineLength ?? 16_384;
+    this.#maxLineLength = options.maxLineLength ?? defaultMaxLineLength;
   }
 
   push(chunk: Buffer | string): void {
@@ -33,7 +38,7 @@ export class LineSplitter {
     }
   }
 
-  /** Passes on what is left of the last line, if anything. */
+  /** Passes on what is left of the last line, if anything. Call it when the output ends. */
   end(): void {
     const rest = this.#partial + this.#decoder.end();
     this.#partial = '';

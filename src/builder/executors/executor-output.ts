@@ -1,14 +1,15 @@
-import type { LineListener, OutputStream } from './executor.ts';
-import { LineSplitter } from './output-lines.ts';
-import type { SecretMasker } from './secret-mask.ts';
+import { LineSplitter } from '../output/line-splitter.ts';
+import type { OutputStream } from '../output/output-stream.ts';
+import type { SecretMasker } from '../output/secret-masker.ts';
+import type { LineListener } from './executor.ts';
 
 const tailLength = 20;
 
 /**
- * Where an executor writes its output: every line is masked before the listener sees it, and the last
- * lines are kept for the error message of a failed step.
+ * Where an executor writes the output of its steps: every line is masked before the listener sees it,
+ * and the last lines are kept for the error message of a failed step.
  */
-export class BuildLog {
+export class ExecutorOutput {
   readonly #masker: SecretMasker;
   readonly #listener: LineListener;
   readonly #tail: string[] = [];
@@ -25,7 +26,7 @@ export class BuildLog {
     this.#listener(stream, masked);
   }
 
-  /** A splitter that writes the lines of a byte stream to this log; flush it when the stream ends. */
+  /** A splitter that writes the lines of a byte stream here; `end` it when the stream ends. */
   splitter(stream: OutputStream): LineSplitter {
     return new LineSplitter((text) => this.line(stream, text));
   }
