@@ -105,4 +105,20 @@ describe('registry store metadata cache', () => {
     expect(pulls.every((manifest) => manifest.digest === pushed)).toBe(true);
     expect(gate.reads() - before).toBe(1);
   });
+
+  it('with a time to live of 0 trusts nothing it cached: every pull reads the database', async () => {
+    const uncached = new LocalRegistryStore({
+      db: gate.db,
+      driver: new FsDriver(dir, { syncWrites: false }),
+      cache: new MetadataCache({ maxManifestBytes: 1024 * 1024, ttlMs: 0 }),
+      metrics: createRegistryMetrics(new Registry()),
+      redirectSeconds: 0,
+    });
+    const pushed = await pushImage();
+    expect((await uncached.getManifest(repository, latest)).digest).toBe(pushed);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const before = gate.reads();
+    expect((await uncached.getManifest(repository, latest)).digest).toBe(pushed);
+    expect(gate.reads() - before).toBe(1);
+  });
 });

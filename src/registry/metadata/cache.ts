@@ -25,7 +25,8 @@ export class MetadataCache {
   readonly #tagLists: LoadingCache<readonly string[]>;
 
   constructor(options: MetadataCacheOptions) {
-    const ttl = options.ttlMs;
+    // lru-cache reads a ttl of 0 as "never expires"; a cacheTtl of 0 means "do not trust it at all".
+    const ttl = Math.max(1, options.ttlMs);
     this.#tags = new LoadingCache({ max: 100_000, ttl });
     this.#blobSizes = new LoadingCache({ max: 200_000, ttl });
     this.#tagLists = new LoadingCache({
