@@ -12,6 +12,8 @@ export interface WorkerProcess {
   exited: Promise<void>;
   /** SIGKILL: nothing of the worker's shutdown runs. */
   kill(): Promise<void>;
+  /** SIGTERM: the worker shuts down as it would when stopped by its supervisor; its exit code. */
+  terminate(): Promise<number | null>;
 }
 
 /**
@@ -33,13 +35,19 @@ export function spawnWorker(settings: Record<string, string>, args: string[] = [
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     child,
     output: () => output,
     exited,
     async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (running()) child.kill('SIGKILL');
       await exited;
+    },
+    async terminate() {
+      if (running()) child.kill('SIGTERM');
+      await exited;
+      return child.exitCode;
     },
   };
 }
