@@ -1,8 +1,9 @@
 import type { Database } from '../db/database.ts';
 import type { PullPolicy } from '../mirror/cache/upstreams.ts';
 import { forbidden, notFound } from '../errors.ts';
-import type { Principal } from './accounts.ts';
+import { anonymous, type BuildIdentity, type Principal } from './accounts.ts';
 import type { AuditLog } from './audit.ts';
+import { buildTokenActions } from './build-tokens.ts';
 import {
   accessFacts,
   actionsOf,
@@ -48,7 +49,8 @@ export class AccessPolicy {
    * The subset of `requested` the principal may do. Asking to push to a repository that does not
    * exist yet creates it (private) when the principal may create repositories in its namespace, as
    * a first `docker push` expects; the creator is given admin on it unless they administer the
-   * namespace anyway.
+   * namespace anyway. A build gets at most pull and push on its own repository, and pull of public
+   * repositories and of pull-through caches open to every user (its base images).
    */
   async grantedActions(
     principal: Principal,
@@ -57,12 +59,21 @@ export class AccessPolicy {
   ): Promise<RegistryAction[]> {
     const namespace = namespaceOf(repository);
     const pullPolicy = namespace === null ? undefined : this.#pullPolicyOf(namespace);
+    if (principal.kind === 'build' && principal.build.repository !== repository) {
+      // Base images: what anyone may pull, and pull-through caches open to signed-in callers.
+      const readable =
+        pullPolicy !== undefined
+          ? pullPolicy === 'anonymous' || pullPolicy === 'users'
+          : (await this.roleOn(anonymous, repository)) !== null;
+      return readable ? requested.filter((action) => action === 'pull') : [];
+    }
     if (pullPolicy !== undefined) {
       // A pull-through cache: pulled by whom its policy lets; nobody pushes or deletes there.
       return (await this.#mayPullThrough(principal, pullPolicy))
         ? requested.filter((action) => action === 'pull')
         : [];
     }
+    if (principal.kind === 'build') return this.#grantToBuild(principal.build, requested);
     const facts = await accessFacts(this.#db, principal, repository);
     const { role, canCreate } = resolveAccess(principal, facts);
     let allowed = actionsOf(role);
@@ -80,6 +91,28 @@ export class AccessPolicy {
     if (principal.kind !== 'account') return false;
     if (policy === 'users' || principal.account.superuser) return true;
     return isOrganizationMember(this.#db, principal.account.id, policy.slice('org:'.length));
+  }
+
+  async #grantToBuild(build: BuildIdentity, requested: readonly RegistryAction[]) {
+    const granted = requested.filter((action) => buildTokenActions.includes(action));
+    if (granted.includes('push')) await this.#createForBuild(build);
+    return granted;
+  }
+
+  /** A build's first push creates its repository, private, administered by the namespace's owners. */
+  async #createForBuild(build: BuildIdentity): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      const { created } = await insertRepository(tx, build.repository, 'private');
+      if (!created) return;
+      await this.#audit.write(tx, {
+        kind: 'create_repo',
+        actor: build.name,
+        actorKind: 'build',
+        namespace: namespaceOf(build.repository),
+        repository: build.repository,
+        metadata: { visibility: 'private', via: 'push' },
+      });
+    });
   }
 
   async #createOnPush(principal: Extract<Principal, { kind: 'account' }>, repository: string) {

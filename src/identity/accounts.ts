@@ -16,15 +16,37 @@ export interface Account {
   createdAt: Date;
 }
 
-/** Who a request acts as, once its credentials were checked. */
-export type Principal = { kind: 'anonymous' } | { kind: 'account'; account: Account; via: CredentialKind };
+/**
+ * Who a request acts as, once its credentials were checked. A build is no account: it holds a build
+ * token that pulls and pushes one repository until it expires, and nothing else.
+ */
+export type Principal =
+  | { kind: 'anonymous' }
+  | { kind: 'account'; account: Account; via: CredentialKind }
+  | { kind: 'build'; build: BuildIdentity };
 
 export type CredentialKind = 'password' | 'personal-token' | 'robot-token' | 'session' | 'registry-token';
 
+/** What a build token says about its bearer. */
+export interface BuildIdentity {
+  buildId: string;
+  /** `build@<buildId>`: the username it logs in with, and the actor of audit entries and events. */
+  name: string;
+  repository: string;
+  expiresAt: Date;
+}
+
 export const anonymous: Principal = { kind: 'anonymous' };
 
+/** The name audit entries and events record; null for anonymous callers. */
 export function principalName(principal: Principal): string | null {
-  return principal.kind === 'account' ? principal.account.name : null;
+  if (principal.kind === 'account') return principal.account.name;
+  return principal.kind === 'build' ? principal.build.name : null;
+}
+
+/** `user`, `organization`, `robot`, `build` or `anonymous`, as the audit log's actor kind. */
+export function principalKind(principal: Principal): AccountKind | 'build' | 'anonymous' {
+  return principal.kind === 'account' ? principal.account.kind : principal.kind;
 }
 
 interface AccountRow {

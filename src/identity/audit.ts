@@ -30,6 +30,8 @@ export type AuditKind =
   | 'regenerate_robot_token'
   | 'create_personal_token'
   | 'revoke_personal_token'
+  | 'issue_build_token'
+  | 'revoke_build_token'
   | 'add_repo_notification'
   | 'change_repo_notification'
   | 'delete_repo_notification'
@@ -40,7 +42,13 @@ export type AuditKind =
   | 'change_repo_mirror'
   | 'delete_repo_mirror'
   | 'sync_repo_mirror'
-  | 'cancel_repo_mirror_sync';
+  | 'cancel_repo_mirror_sync'
+  | 'setup_repo_trigger'
+  | 'change_repo_trigger'
+  | 'delete_repo_trigger'
+  | 'rotate_repo_trigger_secret'
+  | 'start_build'
+  | 'cancel_build';
 
 export interface AuditEntry {
   kind: AuditKind;

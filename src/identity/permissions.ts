@@ -81,9 +81,11 @@ export interface ResolvedAccess {
  * The permission model, as Quay users know it: superusers and namespace owners (a user in their own
  * namespace, an organization's admin teams) administer every repository there; creator teams create
  * repositories; everyone else has what was granted to them or their teams; public repositories are
- * readable by anyone. Robots have only what was granted to them or their teams.
+ * readable by anyone. Robots have only what was granted to them or their teams. Builds hold no role
+ * anywhere: their token's pull and push on one repository is all they have (`AccessPolicy`).
  */
 export function resolveAccess(principal: Principal, facts: AccessFacts): ResolvedAccess {
+  if (principal.kind === 'build') return { role: null, canCreate: false };
   const exists = facts.repositoryId !== null;
   let role: RepositoryRole | null = exists && facts.visibility === 'public' ? 'read' : null;
   let namespaceRole: RepositoryRole | null = null;
@@ -167,6 +169,8 @@ export async function listReadableRepositories(
   principal: Principal,
   options: { namespace?: string; last?: string; limit: number; publicOnly?: boolean; among?: string[] },
 ): Promise<RepositoryInfo[]> {
+  // Not even public ones: a build sees its own repository only, which the registry answers itself.
+  if (principal.kind === 'build') return [];
   const account = principal.kind === 'account' ? principal.account : null;
   const { rows } = await q.query<RepositoryRow>(
     `SELECT r.id, r.name, r.visibility, r.created_at FROM repositories r

@@ -718,8 +718,8 @@ export class IdentityService {
 
   #who(principal: Principal, context: RequestContext) {
     return {
-      actor: principal.kind === 'account' ? principal.account.name : null,
-      actorKind: principal.kind === 'account' ? principal.account.kind : null,
+      actor: accounts.principalName(principal),
+      actorKind: principal.kind === 'anonymous' ? null : accounts.principalKind(principal),
       ip: context.ip ?? null,
     };
   }

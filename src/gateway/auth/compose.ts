@@ -5,6 +5,7 @@ import type { Database } from '../../db/database.ts';
 import { AccessPolicy } from '../../identity/access-policy.ts';
 import { AuditLog } from '../../identity/audit.ts';
 import { Authenticator } from '../../identity/authenticator.ts';
+import { BuildTokens } from '../../identity/build-tokens.ts';
 import { LoginThrottle } from '../../identity/login-throttle.ts';
 import { IdentityService } from '../../identity/service.ts';
 import type { ProxyUpstreams } from '../../mirror/cache/upstreams.ts';
@@ -22,6 +23,8 @@ export interface Auth {
   authenticator: Authenticator;
   identity: IdentityService;
   tokens: TokenService;
+  /** Credentials for builders: one repository, pull and push, until the build ends. */
+  buildTokens: BuildTokens;
   /** What /v2 asks before acting: token authentication, or open access when auth is off. */
   registryAccess: RegistryAccess;
   /** Set when this start created the first superuser with a generated password. */
@@ -58,6 +61,7 @@ export async function createAuth(
     authenticator,
     removeRepository: (name) => store.deleteRepository(parseRepositoryName(name)),
   });
+  const buildTokens = new BuildTokens(db, audit);
   const tokens = new TokenService(
     {
       keys: await loadSigningKeys(config.dataDir, config.auth.signingKeys),
@@ -73,11 +77,12 @@ export async function createAuth(
         authenticator,
         policy,
         db,
+        buildTokenIsLive: (buildId) => buildTokens.isLive(buildId),
         ...(config.auth.realm ? { realm: config.auth.realm } : {}),
         ...(options.writeRefusal ? { writeRefusal: options.writeRefusal } : {}),
       })
     : openAccessBut(options.writeRefusal);
-  const auth: Auth = { audit, policy, authenticator, identity, tokens, registryAccess };
+  const auth: Auth = { audit, policy, authenticator, identity, tokens, buildTokens, registryAccess };
   const firstAdmin = await bootstrapSuperuser(config, identity);
   if (firstAdmin) auth.firstAdmin = firstAdmin;
   return auth;

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import { anonymous, findAccount, type Principal } from '../../identity/accounts.ts';
+import { anonymous, findAccount, principalName, type Principal } from '../../identity/accounts.ts';
 import type { AccessPolicy } from '../../identity/access-policy.ts';
 import type { Authenticator } from '../../identity/authenticator.ts';
 import { listReadableRepositories } from '../../identity/permissions.ts';
@@ -13,7 +13,7 @@ import { scopeString, type AccessEntry } from './scopes.ts';
 import { InvalidTokenError, tokenAllows, tokenAllowsCatalog, type TokenService } from './token-service.ts';
 
 export interface RegistryActor extends Actor {
-  kind: 'user' | 'robot' | 'anonymous';
+  kind: 'user' | 'robot' | 'build' | 'anonymous';
 }
 
 /** Why the account (null: anonymous) may not push to or delete from a repository it has write on. */
@@ -38,6 +38,7 @@ export class TokenRegistryAccess implements RegistryAccess {
   readonly #db: Database;
   readonly #realm: string | undefined;
   readonly #writeRefusal: WriteRefusal;
+  readonly #buildTokenIsLive: (buildId: string) => Promise<boolean>;
   /** Who each request acted as, for the audit log. */
   readonly #actors = new WeakMap<FastifyRequest, RegistryActor>();
 
@@ -49,6 +50,8 @@ export class TokenRegistryAccess implements RegistryAccess {
     realm?: string;
     /** Repositories read-only whatever the permissions say (mirrors, written by their robot only). */
     writeRefusal?: WriteRefusal;
+    /** Whether a build's token still stands: registry tokens issued with it die with it. */
+    buildTokenIsLive?: (buildId: string) => Promise<boolean>;
   }) {
     this.#tokens = options.tokens;
     this.#authenticator = options.authenticator;
@@ -56,6 +59,7 @@ export class TokenRegistryAccess implements RegistryAccess {
     this.#db = options.db;
     this.#realm = options.realm;
     this.#writeRefusal = options.writeRefusal ?? (() => null);
+    this.#buildTokenIsLive = options.buildTokenIsLive ?? (async () => false);
   }
 
   actorOf(request: FastifyRequest): RegistryActor | undefined {
@@ -79,6 +83,9 @@ export class TokenRegistryAccess implements RegistryAccess {
         if (!(error instanceof InvalidTokenError)) throw error;
         throw this.#challenge(request, access, error.message, 'invalid_token');
       }
+      if (claims.buildId !== null && !(await this.#buildTokenIsLive(claims.buildId))) {
+        throw this.#challenge(request, access, 'the build token was revoked or has expired', 'invalid_token');
+      }
       const allowed =
         access.kind === 'base' ||
         (access.kind === 'catalog'
@@ -90,6 +97,14 @@ export class TokenRegistryAccess implements RegistryAccess {
           access,
           'the token does not grant this; ask /v2/auth for a token with the scope below',
           'insufficient_scope',
+        );
+      }
+      if (claims.buildId !== null) {
+        const granted = claims.access
+          .filter((entry) => entry.type === 'repository')
+          .map((entry) => entry.name);
+        return this.#actor('build', claims.subject, async (names) =>
+          names.filter((name) => granted.includes(name)),
         );
       }
       const kind = claims.subject ? (claims.accountKind === 'robot' ? 'robot' : 'user') : 'anonymous';
@@ -109,9 +124,13 @@ export class TokenRegistryAccess implements RegistryAccess {
         if (granted.length < access.actions.length) {
           throw new OciError(
             'DENIED',
-            `${principal.kind === 'account' ? principal.account.name : 'anonymous'} may not ${access.actions.join(' and ')} ${access.repository}`,
+            `${principalName(principal) ?? 'anonymous'} may not ${access.actions.join(' and ')} ${access.repository}`,
           );
         }
+      }
+      if (principal.kind === 'build') {
+        const { name, repository } = principal.build;
+        return this.#actor('build', name, async (names) => names.filter((among) => among === repository));
       }
       const account = principal.kind === 'account' ? principal.account : null;
       return this.#actor(account?.kind === 'robot' ? 'robot' : 'user', account?.name ?? null, (names) =>

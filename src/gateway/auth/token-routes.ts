@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import { anonymous, type Principal } from '../../identity/accounts.ts';
+import { anonymous, principalKind, principalName, type Principal } from '../../identity/accounts.ts';
 import type { AuditLog } from '../../identity/audit.ts';
 import type { Authenticator } from '../../identity/authenticator.ts';
 import { parseAuthorization } from './credentials.ts';
@@ -51,8 +51,8 @@ export const tokenRoutes: FastifyPluginAsync<TokenRoutesOptions> = async (
     const issued = await tokens.issue(principal, parseScopes(scopes));
     audit.record({
       kind: 'issue_token',
-      actor: principal.kind === 'account' ? principal.account.name : null,
-      actorKind: principal.kind === 'account' ? principal.account.kind : 'anonymous',
+      actor: principalName(principal),
+      actorKind: principalKind(principal),
       ip: request.ip,
       metadata: { requested: scopes, granted: issued.access.map(scopeString) },
     });

@@ -1,7 +1,7 @@
 import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '../../identity/accounts.ts';
+import { principalKind, principalName, type Principal } from '../../identity/accounts.ts';
 import type { AccessPolicy } from '../../identity/access-policy.ts';
 import { parseRepositoryName } from '../../registry/names.ts';
 import { requestedActions, type AccessEntry } from './scopes.ts';
@@ -25,7 +25,10 @@ export interface IssuedRegistryToken {
 /** What a verified registry token says. */
 export interface TokenClaims {
   subject: string | null;
+  /** `user`, `organization`, `robot` or `build`; null for anonymous. */
   accountKind: string | null;
+  /** The build a build token was issued to, so the registry can tell when it was revoked. */
+  buildId: string | null;
   access: AccessEntry[];
   expiresAt: number;
 }
@@ -61,20 +64,22 @@ export class TokenService {
     const { signing } = this.#options.keys;
     const issuedAt = new Date();
     const now = Math.floor(issuedAt.getTime() / 1000);
+    const expiresAt = Math.min(now + this.#options.lifetimeSeconds, credentialExpiry(principal));
     const token = await new SignJWT({
       access,
-      ...(principal.kind === 'account' ? { account_kind: principal.account.kind } : {}),
+      ...(principal.kind === 'anonymous' ? {} : { account_kind: principalKind(principal) }),
+      ...(principal.kind === 'build' ? { build_id: principal.build.buildId } : {}),
     })
       .setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ: 'JWT' })
       .setIssuer(this.#options.issuer)
-      .setSubject(principal.kind === 'account' ? principal.account.name : '')
+      .setSubject(principalName(principal) ?? '')
       .setAudience(this.#options.service)
       .setIssuedAt(now)
       .setNotBefore(now - 5)
-      .setExpirationTime(now + this.#options.lifetimeSeconds)
+      .setExpirationTime(expiresAt)
       .setJti(randomUUID())
       .sign(signing.privateKey);
-    return { token, expiresIn: this.#options.lifetimeSeconds, issuedAt, access };
+    return { token, expiresIn: expiresAt - now, issuedAt, access };
   }
 
   /** Throws InvalidTokenError for a tampered, expired, foreign-audience or unknown-key token. */
@@ -99,6 +104,7 @@ export class TokenService {
     const claims: TokenClaims = {
       subject: payload.sub ? payload.sub : null,
       accountKind: typeof payload.account_kind === 'string' ? payload.account_kind : null,
+      buildId: typeof payload.build_id === 'string' ? payload.build_id : null,
       access: Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [],
       expiresAt: payload.exp!,
     };
@@ -121,6 +127,11 @@ export class TokenService {
     const actions = await this.#policy.grantedActions(principal, entry.name, requestedActions(entry));
     return actions.length > 0 ? { type: 'repository', name: entry.name, actions } : null;
   }
+}
+
+/** A registry token never outlives the credential it was issued for (in seconds since the epoch). */
+function credentialExpiry(principal: Principal): number {
+  return principal.kind === 'build' ? Math.floor(principal.build.expiresAt.getTime() / 1000) : Infinity;
 }
 
 function describe(error: unknown): string {
