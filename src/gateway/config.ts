@@ -94,6 +94,21 @@ const mirrorsSchema = z.strictObject({
   queueTimeout: duration.default(600),
 });
 
+const buildsSchema = z.strictObject({
+  /** The longest a build may take from the moment a builder takes it; it then ends `timeout`. */
+  timeout: duration
+    .refine((seconds) => seconds <= 86400, { error: 'a build may take at most a day (86400s)' })
+    .default(3600),
+  /** A builder that sends no heartbeat for this long is gone: its build ends `internal_error`. */
+  claim: duration.default(60),
+  /** A build no builder takes within this time ends `internal_error`, saying to start a builder. */
+  queueTimeout: duration.default(3600),
+  /** What remote builders (`slipway builder`) authenticate with; without it only the built-in builder runs builds. */
+  builderSecret: z.string().min(32).optional(),
+  /** Run a builder inside `slipway serve` (with buildah from the PATH). */
+  localBuilder: z.boolean().default(false),
+});
+
 /** One path component, as a namespace: the upstream's name is where clients find it (`dockerhub/…`). */
 const namespaceName = z
   .string()
@@ -298,6 +313,8 @@ export const configSchema = z.strictObject({
   proxy: proxySchema.default(proxySchema.parse({})),
   /** Repository mirroring: where and how syncs run. */
   mirrors: mirrorsSchema.default(mirrorsSchema.parse({})),
+  /** Git-triggered builds. */
+  builds: buildsSchema.default(buildsSchema.parse({})),
   shutdownGrace: duration.default(30),
 });
 
@@ -320,6 +337,8 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_SECRET_KEY', ['secretKey'], String],
   ['SLIPWAY_EVENTS_WORKER', ['events', 'worker'], yes],
   ['SLIPWAY_MIRRORS_WORKER', ['mirrors', 'worker'], yes],
+  ['SLIPWAY_BUILDER_SECRET', ['builds', 'builderSecret'], String],
+  ['SLIPWAY_LOCAL_BUILDER', ['builds', 'localBuilder'], yes],
   ['SLIPWAY_EVENTS_ALLOW_PRIVATE', ['events', 'allowPrivateDestinations'], yes],
   ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
   ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry as MetricsRegistry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '../db/database.ts';
+import type { Digest } from '../registry/digest.ts';
 import { migrate } from '../db/migrate.ts';
 import { queuePrefix } from '../db/queue-prefix.ts';
 import { openRedis, type RedisConnection } from '../db/redis.ts';
@@ -33,6 +34,12 @@ import { MetadataCache } from '../registry/metadata/cache.ts';
 import { createRegistryMetrics, type RegistryMetrics } from '../registry/metrics.ts';
 import type { BlobDriver } from '../registry/storage/driver.ts';
 import { TagHistory } from '../registry/tag-history.ts';
+import { BuildLogArchive } from '../builder/logs/archive.ts';
+import { BuildLogReader } from '../builder/logs/reader.ts';
+import { BuildQueue } from '../builder/build-queue.ts';
+import { BuildService } from '../builder/build-service.ts';
+import { BuildStore } from '../builder/build-store.ts';
+import { TriggerStore } from '../triggers/trigger-store.ts';
 import { createAuth, type Auth } from './auth/compose.ts';
 import type { Config } from './config.ts';
 import { createBlobDriver } from './storage.ts';
@@ -59,6 +66,13 @@ export interface Services {
   mirrorQueue: MirrorQueue;
   /** Runs mirror syncs in this process until stopped (`slipway worker`, or serve with `mirrors.worker`). */
   startMirrorWorker(logger: EventsLogger): Promise<MirrorWorker>;
+  /** Build triggers: what turns a git push into a build. */
+  triggers: TriggerStore;
+  builds: BuildStore;
+  /** Builds from request to end: webhooks and the API ask, builders claim and report. */
+  buildService: BuildService;
+  /** Live build logs in Redis, and their archives in blob storage once builds end. */
+  buildLogs: { keyPrefix: string; reader: BuildLogReader; archive: BuildLogArchive };
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
   /** Notes pulls of cached tags and writes them in batches; `start` it where pulls are served. */
@@ -191,6 +205,50 @@ export async function createServices(config: Config): Promise<Services> {
     const auth = await createAuth(config, db, store, upstreams, {
       writeRefusal: (repository, actor) => mirrorGuard.writeRefusal(repository, actor),
     });
+    const prefix = await queuePrefix(db);
+    const triggers = new TriggerStore(db, sealedBox);
+    const builds = new BuildStore(db);
+    const buildQueue = new BuildQueue({ redis, prefix });
+    const logRedis = redis.connect();
+    const buildLogArchive = new BuildLogArchive({ redis: logRedis, keyPrefix: prefix, driver });
+    const buildLogs = {
+      keyPrefix: prefix,
+      archive: buildLogArchive,
+      reader: new BuildLogReader({
+        redis: logRedis,
+        connection: redis,
+        keyPrefix: prefix,
+        archive: buildLogArchive,
+        archivedLogOf: async (buildId: string) => (await builds.get(buildId))?.logDigest as Digest | null,
+      }),
+    };
+    const { buildTokens } = auth;
+    const buildService = new BuildService({
+      db,
+      builds,
+      triggers,
+      outbox,
+      queue: buildQueue,
+      credentials: {
+        issue: (buildId, repository, expiresAt) =>
+          buildTokens.issueBuildToken({ buildId, repository, expiresAt }),
+        revoke: async (buildId) => {
+          await buildTokens.revokeBuildToken(buildId);
+        },
+      },
+      archiveLog: async (buildId) => {
+        const archived = await buildLogArchive.archive(buildId);
+        await db.query('INSERT INTO blob_holds (digest, holder) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+          archived.digest,
+          `build-log:${buildId}`,
+        ]);
+        return archived.digest;
+      },
+      registryHost: () => new URL(publicUrl.value).host,
+      timeoutSeconds: config.builds.timeout,
+      claimSeconds: config.builds.claim,
+      queueTimeoutSeconds: config.builds.queueTimeout,
+    });
     const subscriptions = new SubscriptionStore({
       db,
       sealedBox,
@@ -220,6 +278,10 @@ export async function createServices(config: Config): Promise<Services> {
       mirrorRunner,
       mirrorQueue,
       startMirrorWorker,
+      triggers,
+      builds,
+      buildService,
+      buildLogs,
       gc,
       gcPolicy,
       pullTracker,
@@ -242,6 +304,7 @@ export async function createServices(config: Config): Promise<Services> {
         mirrorGuard.stop();
         await upstreams.close();
         await mirrorQueue.close();
+        await buildQueue.close();
         await eventDelivery.close();
         await redis!.close();
         await db.close();

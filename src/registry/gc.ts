@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { Digest } from './digest.ts';
 import type { RegistryMetrics } from './metrics.ts';
-import type { BlobDriver } from './storage/driver.ts';
+import type { BlobDriver, ListedBlob } from './storage/driver.ts';
 
 export interface GcPolicy {
   /** Untagged manifests younger than this are kept (pushes in progress, tag restores). */
@@ -33,6 +33,7 @@ const gcLockKey = 0x51_1b_6c;
 const rowKeys = {
   uploads: { column: 'id', type: 'uuid' },
   blobs: { column: 'digest', type: 'text' },
+  blob_holds: { column: 'digest', type: 'text' },
 } as const;
 const batchSize = 500;
 
@@ -121,11 +122,16 @@ export class GarbageCollector {
     return expired;
   }
 
-  /** Gives stored blobs without a row a `deleting` row, which the blob sweep then finishes. */
+  /**
+   * Gives stored blobs without a row a `deleting` row, which the blob sweep then finishes. Blobs held
+   * for something other than images (archived build logs) have no row and are left alone.
+   */
   async #adoptOrphanBlobs(graceSeconds: number): Promise<number> {
     let adopted = 0;
+    const digestOf = (listed: ListedBlob) => listed.digest;
     const listing = olderThan(this.#driver.listBlobs(), graceSeconds);
-    for await (const blob of this.#withoutRows('blobs', listing, (listed) => listed.digest)) {
+    const unheld = this.#withoutRows('blob_holds', this.#withoutRows('blobs', listing, digestOf), digestOf);
+    for await (const blob of unheld) {
       // A push that stored the same digest meanwhile has inserted its row first: nothing happens.
       const { rowCount } = await this.#db.query(
         `INSERT INTO blobs (digest, size, state) VALUES ($1, $2, 'deleting') ON CONFLICT (digest) DO NOTHING`,
