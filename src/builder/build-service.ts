@@ -130,6 +130,10 @@ export class BuildService {
     if (request.triggerId && (!trigger || trigger.repository !== request.repository)) {
       throw notFound(`${request.repository} has no build trigger ${request.triggerId}`);
     }
+    if (trigger && request.cloneUrl !== undefined && request.cloneUrl !== trigger.cloneUrl) {
+      // The trigger's clone credentials must never be sent anywhere but its own repository.
+      throw invalid("a build with a trigger clones the trigger's repository: leave out cloneUrl");
+    }
     const cloneUrl = request.cloneUrl ?? trigger?.cloneUrl;
     if (!cloneUrl) throw invalid('give a trigger to build with, or a clone URL');
     if (!request.ref && !request.commit) throw invalid('give a ref (a branch or tag) or a commit to build');

@@ -88,6 +88,35 @@ export class ApiClient {
     }
   }
 
+  /**
+   * A GET whose answer is not JSON (Server-Sent Events, a script): the response, its body unread.
+   * An error answer is a CliError, as for `request`.
+   */
+  async open(
+    path: string,
+    options: { query?: Query; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
+    const url = new URL(`${this.baseUrl}/api/v1${path}`);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        headers: { Authorization: this.#authorization, Accept: 'text/event-stream', ...options.headers },
+      });
+    } catch (error) {
+      const cause = (error as Error).cause as Error | undefined;
+      throw new CliError(
+        'SLW_ERR_UNREACHABLE',
+        `cannot reach ${this.baseUrl}: ${cause?.message ?? (error as Error).message}`,
+        1,
+      );
+    }
+    if (!response.ok) throw this.#errorFrom(response, await response.text());
+    return response;
+  }
+
   #errorFrom(response: Response, text: string): CliError {
     const exitCode = response.status < 500 ? 2 : 1;
     let body: ErrorBody | undefined;

@@ -202,3 +202,67 @@ export interface MirrorRunResource {
 export interface MirrorRunDetailsResource extends MirrorRunResource {
   tags: Array<{ tag: string; outcome: MirrorTagOutcome; digest?: string; reason?: string; bytes?: number }>;
 }
+
+export interface TriggerResource {
+  id: string;
+  repository: string;
+  provider: 'github' | 'gitlab' | 'custom';
+  /** Where the git provider (or the post-receive hook) sends pushes. */
+  webhookUrl: string;
+  cloneUrl: string;
+  /** How the builder clones; the token or key itself is never shown. */
+  credentials: { kind: 'token'; username: string | null } | { kind: 'deploy-key' } | null;
+  refFilter: string | null;
+  dockerfile: string;
+  context: string;
+  buildArgs: Record<string, string>;
+  tagTemplates: string[];
+  latestOnDefaultBranch: boolean;
+  enabled: boolean;
+  disabledReason: string | null;
+  failuresInARow: number;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A trigger as created, or with its secret replaced: the webhook secret, shown this once. */
+export interface IssuedTriggerResource extends TriggerResource {
+  webhookSecret: string;
+}
+
+export interface BuildResource {
+  id: string;
+  repository: string;
+  triggerId: string | null;
+  triggerKind: 'github' | 'gitlab' | 'git' | 'manual';
+  phase: string;
+  cloneUrl: string;
+  ref: string | null;
+  commit: string | null;
+  dockerfile: string;
+  context: string;
+  tags: string[];
+  digest: string | null;
+  imageBytes: number | null;
+  phaseMs: Partial<Record<'cloning' | 'building' | 'pushing', number>>;
+  error: string | null;
+  requestedBy: string | null;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  logUrl: string;
+  cancelRequested: boolean;
+}
+
+export type BuildLogEntryResource =
+  | { id: string; type: 'line'; stream: 'stdout' | 'stderr'; text: string; at: number }
+  | { id: string; type: 'phase' | 'end'; phase: string; at: number }
+  | { id: string; type: 'truncated'; text: string; at: number };
+
+export interface BuildLogPageResource {
+  entries: BuildLogEntryResource[];
+  cursor: string;
+  /** The build is over and every entry of its log has been read. */
+  ended: boolean;
+}

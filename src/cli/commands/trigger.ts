@@ -1,0 +1,273 @@
+import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { path } from '../client.ts';
+import { apiContext } from '../context.ts';
+import { CliError, usageError } from '../errors.ts';
+import { time, type Column, type Output } from '../output.ts';
+import type { IssuedTriggerResource, TriggerResource } from '../resources.ts';
+import { repositoryPath } from './repo.ts';
+
+const triggerPath = (id: string) => path`/triggers/${id}`;
+
+const repeatable = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** `--build-arg NAME=VALUE`, repeated. */
+function buildArg(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const at = value.indexOf('=');
+  if (at <= 0) throw new InvalidArgumentError('expected NAME=VALUE');
+  return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+}
+
+const providerText = { github: 'GitHub', gitlab: 'GitLab', custom: 'custom git' } as const;
+
+const credentialsText = (trigger: TriggerResource): string | null => {
+  const { credentials } = trigger;
+  if (credentials === null) return null;
+  if (credentials.kind === 'deploy-key') return 'SSH deploy key (never shown)';
+  return `token${credentials.username ? ` of ${credentials.username}` : ''} (never shown)`;
+};
+
+const triggerColumns: ReadonlyArray<Column<TriggerResource>> = [
+  { header: 'id', value: (trigger) => trigger.id },
+  { header: 'provider', value: (trigger) => trigger.provider },
+  { header: 'clone url', value: (trigger) => trigger.cloneUrl },
+  { header: 'refs', value: (trigger) => trigger.refFilter ?? 'all' },
+  { header: 'tags', value: (trigger) => trigger.tagTemplates.join(',') },
+  { header: 'enabled', value: (trigger) => trigger.enabled },
+];
+
+const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
+  { header: 'id', value: (trigger) => trigger.id },
+  { header: 'repository', value: (trigger) => trigger.repository },
+  { header: 'provider', value: (trigger) => providerText[trigger.provider] },
+  { header: 'webhook url', value: (trigger) => trigger.webhookUrl },
+  { header: 'clone url', value: (trigger) => trigger.cloneUrl },
+  { header: 'credentials', value: credentialsText },
+  { header: 'ref filter', value: (trigger) => trigger.refFilter ?? 'every branch and tag' },
+  { header: 'dockerfile', value: (trigger) => trigger.dockerfile },
+  { header: 'context', value: (trigger) => trigger.context },
+  {
+    header: 'build args',
+    value: (trigger) =>
+      Object.entries(trigger.buildArgs)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' '),
+  },
+  { header: 'tags', value: (trigger) => trigger.tagTemplates.join(', ') },
+  { header: 'latest', value: (trigger) => (trigger.latestOnDefaultBranch ? 'on the default branch' : false) },
+  { header: 'enabled', value: (trigger) => trigger.enabled },
+  { header: 'disabled because', value: (trigger) => trigger.disabledReason },
+  { header: 'failures in a row', value: (trigger) => trigger.failuresInARow },
+  { header: 'created by', value: (trigger) => trigger.createdBy },
+  { header: 'created', value: (trigger) => time(trigger.createdAt) },
+];
+
+/** What to do with the URL and secret on the git provider's side. */
+function setupNote(trigger: TriggerResource): string {
+  switch (trigger.provider) {
+    case 'github':
+      return 'In GitHub, add a webhook (Settings > Webhooks) with this Payload URL, content type application/json, this Secret, and the push event.';
+    case 'gitlab':
+      return 'In GitLab, add a webhook (Settings > Webhooks) with this URL, this Secret token, and push and tag push events.';
+    case 'custom':
+      return `Install the post-receive hook on the git server: slipway trigger hook-script ${trigger.id} --secret-env VAR`;
+  }
+}
+
+/** The trigger with its secret, shown once, and what to do with them. */
+function showIssued(out: Output, trigger: IssuedTriggerResource, heading: string): void {
+  out.compose(trigger, () => {
+    out.line(heading);
+    out.line(`webhook url:    ${trigger.webhookUrl}`);
+    out.line(`webhook secret: ${trigger.webhookSecret}`);
+  });
+  out.note(setupNote(trigger));
+  out.note(`The secret will not be shown again; slipway trigger rotate-secret ${trigger.id} replaces it.`);
+}
+
+interface CreateFlags {
+  repo: string;
+  github?: boolean;
+  gitlab?: boolean;
+  customGit?: boolean;
+  cloneUrl: string;
+  refFilter?: string;
+  dockerfile?: string;
+  context?: string;
+  buildArg?: Record<string, string>;
+  tag?: string[];
+  latest: boolean;
+  tokenStdin?: boolean;
+  tokenUser?: string;
+  deployKey?: string;
+  disabled?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function credentialsOf(flags: CreateFlags): Promise<Record<string, string> | undefined> {
+  if (flags.tokenUser !== undefined && !flags.tokenStdin)
+    throw usageError('--token-user goes with --token-stdin');
+  if (flags.tokenStdin) {
+    const token = (await readStdin()).trim();
+    if (token === '') throw usageError('--token-stdin read nothing: pipe the access token in');
+    return { token, ...(flags.tokenUser !== undefined ? { username: flags.tokenUser } : {}) };
+  }
+  if (flags.deployKey !== undefined) {
+    try {
+      return { deployKey: await readFile(flags.deployKey, 'utf8') };
+    } catch (error) {
+      throw new CliError('SLW_ERR_FILE', `cannot read ${flags.deployKey}: ${(error as Error).message}`, 2);
+    }
+  }
+  return undefined;
+}
+
+function providerOf(flags: CreateFlags): 'github' | 'gitlab' | 'custom' {
+  const chosen = [flags.github && 'github', flags.gitlab && 'gitlab', flags.customGit && 'custom'].filter(
+    (provider): provider is 'github' | 'gitlab' | 'custom' => typeof provider === 'string',
+  );
+  if (chosen.length !== 1)
+    throw usageError('say where pushes come from: one of --github, --gitlab, --custom-git');
+  return chosen[0]!;
+}
+
+export function registerTrigger(program: Command): void {
+  const trigger = program
+    .command('trigger')
+    .description('build triggers: turn pushes to GitHub, GitLab or any git server into image builds');
+
+  trigger
+    .command('create')
+    .description(
+      'create a build trigger for a repository you administer; prints its webhook URL and secret once',
+    )
+    .requiredOption('--repo <repository>', 'the repository its builds push to, e.g. acme/app')
+    .option('--github', 'pushes come from a GitHub webhook')
+    .option('--gitlab', 'pushes come from a GitLab webhook')
+    .option('--custom-git', "pushes come from a git server's post-receive hook")
+    .requiredOption('--clone-url <url>', 'what the builder clones, e.g. https://github.com/acme/app.git')
+    .option('--ref-filter <regex>', 'build only refs this matches, e.g. "heads/main|tags/v.*"')
+    .option('--dockerfile <path>', 'the Dockerfile in the repository (default Dockerfile)')
+    .option('--context <path>', 'the build context in the repository (default .)')
+    .option('--build-arg <name=value>', 'a build argument (repeat for more; no secrets)', buildArg)
+    .option(
+      '--tag <template>',
+      'a tag each build pushes: ${branch}, ${tag}, ${sha}, ${short_sha}, ${date} (repeat; default ${branch}, ${tag}, ${short_sha})',
+      repeatable,
+    )
+    .option('--no-latest', 'do not also tag latest for the default branch')
+    .addOption(
+      new Option('--token-stdin', 'read an access token to clone over HTTPS from stdin').conflicts(
+        'deployKey',
+      ),
+    )
+    .option('--token-user <user>', "with --token-stdin: the user name to clone as (default: the provider's)")
+    .addOption(
+      new Option('--deploy-key <file>', 'an SSH private key with read access to clone with').conflicts(
+        'tokenStdin',
+      ),
+    )
+    .option('--disabled', 'create it without building until it is enabled')
+    .action(async (flags: CreateFlags, command: Command) => {
+      const provider = providerOf(flags);
+      const credentials = await credentialsOf(flags);
+      const { api, out } = await apiContext(command);
+      const created = await api.post<IssuedTriggerResource>(`${repositoryPath(flags.repo)}/triggers`, {
+        provider,
+        cloneUrl: flags.cloneUrl,
+        ...(credentials ? { credentials } : {}),
+        ...(flags.refFilter !== undefined ? { refFilter: flags.refFilter } : {}),
+        ...(flags.dockerfile !== undefined ? { dockerfile: flags.dockerfile } : {}),
+        ...(flags.context !== undefined ? { context: flags.context } : {}),
+        ...(flags.buildArg ? { buildArgs: flags.buildArg } : {}),
+        ...(flags.tag ? { tagTemplates: flags.tag } : {}),
+        ...(flags.latest ? {} : { latestOnDefaultBranch: false }),
+        ...(flags.disabled ? { enabled: false } : {}),
+      });
+      showIssued(
+        out,
+        created,
+        `created ${providerText[created.provider]} trigger ${created.id} for ${created.repository}`,
+      );
+    });
+
+  trigger
+    .command('list')
+    .description("list a repository's build triggers")
+    .requiredOption('--repo <repository>', 'a repository you administer')
+    .action(async (flags: { repo: string }, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const { triggers } = await api.get<{ triggers: TriggerResource[] }>(
+        `${repositoryPath(flags.repo)}/triggers`,
+      );
+      out.list(triggers, triggerColumns, `${flags.repo} has no build triggers`);
+    });
+
+  trigger
+    .command('show')
+    .description('show a build trigger (never its secret or clone credentials)')
+    .argument('<id>', 'the trigger id')
+    .action(async (id: string, _flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      out.record(await api.get<TriggerResource>(triggerPath(id)), triggerFields);
+    });
+
+  for (const [name, enabled, description] of [
+    ['enable', true, 'build pushes again (and forget earlier failures)'],
+    ['disable', false, 'stop building pushes until enabled again'],
+  ] as const) {
+    trigger
+      .command(name)
+      .description(description)
+      .argument('<id>', 'the trigger id')
+      .action(async (id: string, _flags: unknown, command: Command) => {
+        const { api, out } = await apiContext(command);
+        const changed = await api.patch<TriggerResource>(triggerPath(id), { enabled });
+        out.done(`trigger ${changed.id} is ${changed.enabled ? 'enabled' : 'disabled'}`, changed);
+      });
+  }
+
+  trigger
+    .command('delete')
+    .description('delete a build trigger: its webhook is refused from now on; its builds stay')
+    .argument('<id>', 'the trigger id')
+    .action(async (id: string, _flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      await api.delete(triggerPath(id));
+      out.done(`deleted trigger ${id}`, { deleted: id });
+    });
+
+  trigger
+    .command('rotate-secret')
+    .description('replace the webhook secret: deliveries signed with the old one are refused from now on')
+    .argument('<id>', 'the trigger id')
+    .action(async (id: string, _flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const rotated = await api.post<IssuedTriggerResource>(`${triggerPath(id)}/secret`);
+      showIssued(out, rotated, `replaced the webhook secret of trigger ${rotated.id}`);
+    });
+
+  trigger
+    .command('hook-script')
+    .description(
+      'print a post-receive hook for a custom git trigger; without --secret-env the secret is written into it',
+    )
+    .argument('<id>', 'the trigger id')
+    .option('--secret-env <name>', "the git server's environment variable the hook reads the secret from")
+    .action(async (id: string, flags: { secretEnv?: string }, command: Command) => {
+      const { api } = await apiContext(command);
+      const response = await api.open(`${triggerPath(id)}/hook-script`, {
+        query: { secretEnv: flags.secretEnv },
+        headers: { Accept: 'text/plain' },
+      });
+      process.stdout.write(await response.text());
+      if (flags.secretEnv === undefined) {
+        process.stderr.write('The script holds the webhook secret: keep it readable only by the git user.\n');
+      }
+    });
+}
