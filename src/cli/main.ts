@@ -2,10 +2,13 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, SlipwayError } from '../errors.ts';
 import { registerAdmin } from './commands/admin.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerBuilder } from './commands/builder.ts';
 import { registerEvict } from './commands/evict.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerMirror } from './commands/mirror.ts';
+import { registerTrigger } from './commands/trigger.ts';
+import { registerBuild } from './commands/build.ts';
 import { registerNotify } from './commands/notify.ts';
 import { registerOrg } from './commands/org.ts';
 import { registerRepo } from './commands/repo.ts';
@@ -30,6 +33,7 @@ function buildProgram(): Command {
   for (const register of [
     registerServe,
     registerWorker,
+    registerBuilder,
     registerGc,
     registerEvict,
     registerLogin,
@@ -41,6 +45,8 @@ function buildProgram(): Command {
     registerAudit,
     registerNotify,
     registerMirror,
+    registerTrigger,
+    registerBuild,
   ])
     register(program);
   return program;

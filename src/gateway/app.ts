@@ -11,6 +11,8 @@ import metricsPlugin from './plugins/metrics.ts';
 import type { Services } from './services.ts';
 import { apiPrefix, registerOpenApi } from './api/openapi.ts';
 import { apiRoutes } from './api/plugin.ts';
+import { webhookRoutes } from './webhooks/plugin.ts';
+import { builderHello } from '../builder/build-control.ts';
 
 const packageVersion = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -59,6 +61,27 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     mirrorGuard: services.mirrorGuard,
     mirrorRunner: services.mirrorRunner,
     mirrorQueue: services.mirrorQueue,
+    triggers: services.triggers,
+    builds: services.builds,
+    buildService: services.buildService,
+    buildLogs: services.buildLogs,
+    publicUrl: () => services.publicUrl.value,
+    builderProtocol: {
+      secret: services.config.builds.builderSecret,
+      buildService: services.buildService,
+      // The build queue and the log streams share the installation's prefix.
+      hello: () =>
+        builderHello(services.publicUrl.value, {
+          queue: services.buildLogs.keyPrefix,
+          logKey: services.buildLogs.keyPrefix,
+        }),
+    },
+  });
+  await app.register(webhookRoutes, {
+    prefix: '/webhooks',
+    triggers: services.triggers,
+    buildService: services.buildService,
+    publicUrl: () => services.publicUrl.value,
   });
   await app.register(tokenRoutes, {
     tokens: services.auth.tokens,

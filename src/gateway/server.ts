@@ -6,6 +6,9 @@ import { tuneGarbageCollectionForStreaming } from './runtime-tuning.ts';
 import type { EvictionReport } from '../mirror/cache/eviction.ts';
 import { ProxyCacheStore } from '../mirror/cache/proxy-cache-store.ts';
 import { createServices, type Services } from './services.ts';
+import { builderHello } from '../builder/build-control.ts';
+import { startLocalBuilder } from '../builder/builder-local.ts';
+import { scheduleBuildSweep } from '../builder/builder-sweeper.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -54,11 +57,26 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // After listening, so deliveries carry the public URL it settled on.
   const delivery = config.events.worker ? services.eventDelivery.start({ logger: app.log }) : undefined;
   const mirrorWorker = config.mirrors.worker ? await services.startMirrorWorker(app.log) : undefined;
+  const stopBuildSweep = scheduleBuildSweep(services.buildService, app.log);
+  const localBuilder = config.builds.localBuilder
+    ? await startLocalBuilder({
+        buildService: services.buildService,
+        redis: services.redis,
+        hello: () =>
+          builderHello(services.publicUrl.value, {
+            queue: services.buildLogs.keyPrefix,
+            logKey: services.buildLogs.keyPrefix,
+          }),
+        logger: app.log,
+      })
+    : null;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       if (gcTimer) clearInterval(gcTimer);
       if (evictionTimer) clearInterval(evictionTimer);
+      stopBuildSweep();
+      await localBuilder?.stop();
       await app.close();
       await mirrorWorker?.stop();
       await delivery?.stop();

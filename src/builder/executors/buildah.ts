@@ -42,7 +42,7 @@ export class BuildahExecutor implements Executor {
     this.#options = options;
   }
 
-  async build(request: BuildRequest, { signal, onLine }: BuildOptions): Promise<BuildResult> {
+  async build(request: BuildRequest, { signal, onLine, onPhase }: BuildOptions): Promise<BuildResult> {
     const prepared = await prepareBuild(request);
     const output = new ExecutorOutput(prepared.masker, onLine);
     const tlsVerify = `--tls-verify=${request.tlsVerify ?? true}`;
@@ -75,6 +75,7 @@ export class BuildahExecutor implements Executor {
           ...(signal ? { signal } : {}),
         });
 
+      onPhase?.('build');
       const buildStarted = performance.now();
       const budArgs = ['bud', '--force-rm', '-f', prepared.dockerfilePath, '-t', localName, ...registryArgs];
       if (this.#options.layers ?? true) budArgs.push('--layers');
@@ -88,6 +89,7 @@ export class BuildahExecutor implements Executor {
       const build = performance.now() - buildStarted;
       const sizeBytes = await this.#imageSize(localName, env);
 
+      onPhase?.('push');
       const pushStarted = performance.now();
       const pushed: PushedReference[] = [];
       for (const [index, destination] of prepared.destinations.entries()) {

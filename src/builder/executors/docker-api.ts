@@ -38,7 +38,7 @@ export class DockerApiExecutor implements Executor {
     this.#isolation = options.isolation;
   }
 
-  async build(request: BuildRequest, { signal, onLine }: BuildOptions): Promise<BuildResult> {
+  async build(request: BuildRequest, { signal, onLine, onPhase }: BuildOptions): Promise<BuildResult> {
     const prepared = await prepareBuild(request);
     const output = new ExecutorOutput(prepared.masker, onLine);
     if (request.pullMirrors?.length) {
@@ -52,6 +52,7 @@ export class DockerApiExecutor implements Executor {
     const credentials = request.credentials;
     const createdTags: string[] = [];
     try {
+      onPhase?.('build');
       const buildStarted = performance.now();
       const buildOptions = {
         dockerfile: prepared.dockerfile,
@@ -90,6 +91,7 @@ export class DockerApiExecutor implements Executor {
       const build = performance.now() - buildStarted;
       const inspected = await this.#docker.getImage(first.reference).inspect();
 
+      onPhase?.('push');
       const pushStarted = performance.now();
       const pushed: PushedReference[] = [];
       for (const destination of prepared.destinations) {

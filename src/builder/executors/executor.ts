@@ -45,10 +45,15 @@ export interface BuildRequest {
 /** Receives each line of output, masked, without its newline. It must not throw. */
 export type LineListener = (stream: OutputStream, text: string) => void;
 
+/** The steps of `Executor.build`, announced to `onPhase` as each starts. */
+export type ExecutorPhase = 'build' | 'push';
+
 export interface BuildOptions {
   /** Aborting it stops the build (or the push) and the build rejects with `BuildCancelledError`. */
   signal?: AbortSignal;
   onLine: LineListener;
+  /** Told as the build and then the push start. It must not throw. */
+  onPhase?: (phase: ExecutorPhase) => void;
 }
 
 export interface PushedReference {

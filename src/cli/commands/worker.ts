@@ -33,6 +33,8 @@ export function registerWorker(program: Command): void {
       const services = await createServices(config);
       const delivery = services.eventDelivery.start({ logger });
       const mirrorWorker = await services.startMirrorWorker(logger);
+      const { scheduleBuildSweep } = await import('../../builder/builder-sweeper.ts');
+      const stopBuildSweep = scheduleBuildSweep(services.buildService, logger);
       logger.info(
         { database: services.db.kind, redis: services.redis.location },
         'slipway worker is running mirror syncs and delivering events',
@@ -45,6 +47,7 @@ export function registerWorker(program: Command): void {
       }
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: finishing mirror syncs and deliveries in flight');
+        stopBuildSweep();
         Promise.all([mirrorWorker.stop(), delivery.stop()])
           .then(() => services.close())
           .then(

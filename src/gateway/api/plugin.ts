@@ -19,6 +19,10 @@ import type { MirrorQueue } from '../../mirror/sync/mirror-queue.ts';
 import type { MirrorRunner } from '../../mirror/sync/mirror-runner.ts';
 import type { MirrorGuard } from '../../mirror/sync/mirror-guard.ts';
 import type { MirrorStore } from '../../mirror/sync/mirror-store.ts';
+import type { BuildService } from '../../builder/build-service.ts';
+import type { BuildStore } from '../../builder/build-store.ts';
+import type { BuildLogReader } from '../../builder/logs/reader.ts';
+import type { TriggerStore } from '../../triggers/trigger-store.ts';
 import { principalOf } from './authentication.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { notificationRoutes } from './routes/notifications.ts';
@@ -30,6 +34,9 @@ import { upstreamRoutes } from './routes/upstreams.ts';
 import { userRoutes } from './routes/users.ts';
 import { callerRoutes } from './routes/caller.ts';
 import { mirrorRoutes } from './routes/mirrors.ts';
+import { triggerRoutes } from './routes/triggers.ts';
+import { buildRoutes } from './routes/builds.ts';
+import { builderProtocolRoutes, type BuilderProtocolOptions } from './routes/builder-protocol.ts';
 import type { RouteOptions } from './routes.ts';
 
 export interface ApiOptions {
@@ -55,6 +62,17 @@ export interface ApiOptions {
   mirrorRunner: MirrorRunner;
   /** Mirror schedules, and the workers that start queued runs. */
   mirrorQueue: MirrorQueue;
+  /** Build triggers (the `/triggers` routes). */
+  triggers: TriggerStore;
+  builds: BuildStore;
+  /** Starts and cancels builds (the `/builds` routes). */
+  buildService: BuildService;
+  /** Reads build logs, live or archived. */
+  buildLogs: { reader: BuildLogReader };
+  /** Where clients reach the gateway: webhook and log URLs are made from it. */
+  publicUrl: () => string;
+  /** The builder protocol (`/builder` routes), for builders holding the builder secret. */
+  builderProtocol?: BuilderProtocolOptions;
 }
 
 declare module 'fastify' {
@@ -136,6 +154,11 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
     mirrorGuard: options.mirrorGuard,
     mirrorRunner: options.mirrorRunner,
     mirrorQueue: options.mirrorQueue,
+    triggers: options.triggers,
+    builds: options.builds,
+    buildService: options.buildService,
+    buildLogs: options.buildLogs,
+    publicUrl: options.publicUrl,
     contextOf: (request) => ({ ip: request.ip }),
   };
   await app.register(callerRoutes, routes);
@@ -148,6 +171,11 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
   await app.register(notificationRoutes, routes);
   await app.register(upstreamRoutes, routes);
   await app.register(mirrorRoutes, routes);
+  await app.register(triggerRoutes, routes);
+  await app.register(buildRoutes, routes);
+  if (options.builderProtocol) {
+    await app.register(builderProtocolRoutes, { prefix: '/builder', ...options.builderProtocol });
+  }
 };
 
 function sendError(
