@@ -105,8 +105,11 @@ const buildsSchema = z.strictObject({
   queueTimeout: duration.default(3600),
   /** What remote builders (`slipway builder`) authenticate with; without it only the built-in builder runs builds. */
   builderSecret: z.string().min(32).optional(),
-  /** Run a builder inside `slipway serve` (with buildah from the PATH). */
-  localBuilder: z.boolean().default(false),
+  /** Run a builder inside `slipway serve` with buildah and git from the PATH; `auto`: when both are there. */
+  localBuilder: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+  /** The local builder's buildah `--isolation` (`oci`, `chroot`, `rootless`) and `--storage-driver`. */
+  isolation: z.string().min(1).optional(),
+  storageDriver: z.string().min(1).optional(),
 });
 
 /** One path component, as a namespace: the upstream's name is where clients find it (`dockerhub/…`). */
@@ -338,7 +341,7 @@ const environmentKeys: Array<[string, string[], (v: string) => unknown]> = [
   ['SLIPWAY_EVENTS_WORKER', ['events', 'worker'], yes],
   ['SLIPWAY_MIRRORS_WORKER', ['mirrors', 'worker'], yes],
   ['SLIPWAY_BUILDER_SECRET', ['builds', 'builderSecret'], String],
-  ['SLIPWAY_LOCAL_BUILDER', ['builds', 'localBuilder'], yes],
+  ['SLIPWAY_LOCAL_BUILDER', ['builds', 'localBuilder'], (value) => (value === 'auto' ? value : yes(value))],
   ['SLIPWAY_EVENTS_ALLOW_PRIVATE', ['events', 'allowPrivateDestinations'], yes],
   ['SLIPWAY_STORAGE_DRIVER', ['storage', 'driver'], String],
   ['SLIPWAY_STORAGE_ROOT', ['storage', 'root'], String],

@@ -60,6 +60,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const stopBuildSweep = scheduleBuildSweep(services.buildService, app.log);
   const localBuilder = config.builds.localBuilder
     ? await startLocalBuilder({
+        wanted: config.builds.localBuilder,
+        buildah: {
+          ...(config.builds.isolation && { isolation: config.builds.isolation }),
+          ...(config.builds.storageDriver && { storageDriver: config.builds.storageDriver }),
+        },
         buildService: services.buildService,
         redis: services.redis,
         hello: () =>

@@ -38,6 +38,8 @@ export async function startSlipway(options: TestSlipwayOptions = {}): Promise<Te
     gc: { enabled: false, ...options.config?.gc },
     // Mirror tests that want scheduled syncs start a worker; elsewhere a mirror must not sync by itself.
     mirrors: { worker: false, ...options.config?.mirrors },
+    // Build tests run their own builders; elsewhere a build must stay waiting.
+    builds: { localBuilder: false, ...options.config?.builds },
     // Registry-core tests run open; identity tests turn authentication on.
     auth: { enabled: false, ...options.config?.auth },
   });
