@@ -224,11 +224,35 @@ export interface TriggerResource {
   createdBy: string | null;
   createdAt: string;
   updatedAt: string;
+  /** What Slipway registered on the GitLab project of a trigger it set up there (null otherwise). */
+  gitlab?: GitLabLinkResource | null;
+}
+
+export interface GitLabLinkResource {
+  apiUrl: string;
+  projectId: number;
+  projectPath: string;
+  hookId: number;
+  hookCreated: boolean;
+  deployKeyId: number | null;
+  deployKeyCreated: boolean | null;
+  tlsVerify: boolean;
+  tokenStored: boolean;
 }
 
 /** A trigger as created, or with its secret replaced: the webhook secret, shown this once. */
 export interface IssuedTriggerResource extends TriggerResource {
   webhookSecret: string;
+  /** The public half of a deploy key Slipway generated and added to the GitLab project. */
+  deployKey?: { publicKey: string; fingerprint: string };
+  /** What Slipway could not do on GitLab, and what to set by hand. */
+  warnings?: string[];
+}
+
+export interface DeletedTriggerResource {
+  deleted: string;
+  gitlab: { hooksRemoved: number; deployKeyRemoved: boolean } | null;
+  warnings: string[];
 }
 
 export interface BuildResource {

@@ -79,24 +79,121 @@ const cloneCredentials = z.union([
   }),
 ]);
 
+/** Whether a clone URL is cloned over SSH: ssh://… or the scp-like user@host:path. */
+export function isSshCloneUrl(url: string): boolean {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
+  return scheme === undefined ? /^(?:[^@/:]+@)?[^/:]+:.+$/.test(url) : scheme.toLowerCase() === 'ssh';
+}
+
+/**
+ * Setting up the GitLab project with the user's GitLab API token: the webhook (the trigger's URL, its
+ * secret as the secret token, push and tag push events) and, when asked, a read-only deploy key Slipway
+ * generates and clones with.
+ */
+export const gitlabSetupSchema = z
+  .strictObject({
+    apiUrl: z
+      .string()
+      .min(1)
+      .max(2000)
+      .describe('the GitLab instance, e.g. https://gitlab.example.com (a trailing /api/v4 is accepted)'),
+    token: z
+      .string()
+      .min(1)
+      .max(1000)
+      .describe(
+        'a personal, group or project access token with the api scope and the Maintainer role on the project; stored sealed, never shown',
+      ),
+    project: z
+      .union([z.number().int().positive(), z.string().min(1).max(1000)])
+      .describe("the project's full path (group/subgroup/app) or numeric ID"),
+    deployKey: z
+      .boolean()
+      .optional()
+      .describe(
+        'generate a read-only SSH deploy key, add it to the project and clone with it; default: when the trigger clones over SSH (an SSH clone URL, or none) and has no credentials of its own',
+      ),
+    tlsVerify: z
+      .boolean()
+      .default(true)
+      .describe("whether GitLab checks the TLS certificate of the trigger's webhook URL"),
+  })
+  .describe('register the webhook (and a deploy key) on the GitLab project with a GitLab API token');
+
 /** A new trigger's settings, defaults filled in. */
-export const triggerSettingsSchema = z.strictObject({
-  provider: z.enum(triggerProviders),
-  cloneUrl,
-  credentials: cloneCredentials.optional(),
-  refFilter: refFilter.optional(),
-  dockerfile: pathInRepository('Dockerfile').default('Dockerfile'),
-  context: pathInRepository('build context').default('.'),
-  buildArgs: buildArgs.default({}),
-  tagTemplates: tagTemplates.default(defaultTagTemplates),
-  latestOnDefaultBranch: z.boolean().default(true).describe('also tag latest for the default branch'),
-  enabled: z.boolean().default(true),
-});
+export const triggerSettingsSchema = z
+  .strictObject({
+    provider: z.enum(triggerProviders),
+    cloneUrl: cloneUrl
+      .optional()
+      .describe(
+        "what the builder clones; with gitlab it may be left out and is the project's (SSH with a deploy key, else HTTPS)",
+      ),
+    credentials: cloneCredentials.optional(),
+    gitlab: gitlabSetupSchema.optional(),
+    refFilter: refFilter.optional(),
+    dockerfile: pathInRepository('Dockerfile').default('Dockerfile'),
+    context: pathInRepository('build context').default('.'),
+    buildArgs: buildArgs.default({}),
+    tagTemplates: tagTemplates.default(defaultTagTemplates),
+    latestOnDefaultBranch: z.boolean().default(true).describe('also tag latest for the default branch'),
+    enabled: z.boolean().default(true),
+  })
+  .superRefine((settings, ctx) => {
+    const { gitlab } = settings;
+    if (!gitlab) {
+      if (settings.cloneUrl === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['cloneUrl'],
+          message:
+            "give the URL to clone (a gitlab trigger set up with gitlab.token may leave it out: it is the project's)",
+        });
+      }
+      return;
+    }
+    if (settings.provider !== 'gitlab') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['gitlab'],
+        message: `GitLab setup is for gitlab triggers, not ${settings.provider} ones`,
+      });
+    }
+    if (gitlab.deployKey === true && settings.credentials) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['gitlab', 'deployKey'],
+        message:
+          'the generated deploy key is what the trigger clones with: leave out credentials, or deployKey',
+      });
+    }
+    if (gitlab.deployKey === true && settings.cloneUrl !== undefined && !isSshCloneUrl(settings.cloneUrl)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['gitlab', 'deployKey'],
+        message:
+          "a deploy key clones over SSH: give the project's SSH clone URL (git@host:group/app.git), or leave cloneUrl out",
+      });
+    }
+  });
 
 export type TriggerSettingsInput = z.input<typeof triggerSettingsSchema>;
 export type TriggerSettings = z.output<typeof triggerSettingsSchema>;
+export type GitLabSetupSettings = z.output<typeof gitlabSetupSchema>;
 
-/** A change to a trigger: only what is given changes; `credentials: null` and `refFilter: null` remove them. */
+/** Whether creating the trigger generates a deploy key for the GitLab project (see gitlabSetupSchema). */
+export function wantsGeneratedDeployKey(settings: TriggerSettings): boolean {
+  const { gitlab } = settings;
+  if (!gitlab) return false;
+  if (gitlab.deployKey !== undefined) return gitlab.deployKey;
+  if (settings.credentials) return false;
+  return settings.cloneUrl === undefined || isSshCloneUrl(settings.cloneUrl);
+}
+
+/**
+ * A change to a trigger: only what is given changes; `credentials: null` and `refFilter: null` remove them,
+ * `gitlabToken: null` forgets the GitLab API token of a trigger Slipway set up on GitLab.
+ */
 export const triggerChangesSchema = z.strictObject({
   cloneUrl: cloneUrl.optional(),
   credentials: cloneCredentials.nullable().optional(),
@@ -107,6 +204,15 @@ export const triggerChangesSchema = z.strictObject({
   tagTemplates: tagTemplates.optional(),
   latestOnDefaultBranch: z.boolean().optional(),
   enabled: z.boolean().optional(),
+  gitlabToken: z
+    .string()
+    .min(1)
+    .max(1000)
+    .nullable()
+    .optional()
+    .describe(
+      'for a trigger set up on GitLab: a new GitLab API token (stored sealed, never shown), or null to forget it; without one Slipway leaves the project alone when the secret is replaced or the trigger deleted',
+    ),
 });
 
 export type TriggerChanges = z.output<typeof triggerChangesSchema>;

@@ -8,6 +8,27 @@ import type { TriggerChanges, TriggerProvider, TriggerSettings } from './trigger
 export type CloneCredentialsShown =
   { kind: 'token'; username: string | null } | { kind: 'deploy-key' } | null;
 
+/**
+ * What Slipway registered on the GitLab project of a trigger it set up there: what replacing the secret
+ * updates and deleting the trigger removes. The API token is never shown, only whether it is kept.
+ */
+export interface GitLabLink {
+  /** The GitLab instance, e.g. https://gitlab.example.com. */
+  apiUrl: string;
+  projectId: number;
+  /** group/subgroup/app, as GitLab named it at setup. */
+  projectPath: string;
+  hookId: number;
+  /** False when the project had a hook with the trigger's URL already: it was updated instead. */
+  hookCreated: boolean;
+  deployKeyId: number | null;
+  /** False when the project had the key already; null without a deploy key. */
+  deployKeyCreated: boolean | null;
+  tlsVerify: boolean;
+  /** Whether the API token is kept (sealed), so Slipway can update and remove what it registered. */
+  tokenStored: boolean;
+}
+
 /** A build trigger as it is shown: never its secrets. */
 export interface Trigger {
   id: string;
@@ -24,6 +45,8 @@ export interface Trigger {
   tagTemplates: string[];
   latestOnDefaultBranch: boolean;
   enabled: boolean;
+  /** Set up on GitLab by Slipway: what it registered there; null otherwise. */
+  gitlab: GitLabLink | null;
   /** Why it is disabled: by whom, or after how many failed builds in a row. */
   disabledReason: string | null;
   failuresInARow: number;
@@ -57,6 +80,15 @@ interface TriggerRow {
   enabled: boolean;
   disabled_reason: string | null;
   failures_in_a_row: number;
+  gitlab_api_url: string | null;
+  gitlab_project_id: number | null;
+  gitlab_project_path: string | null;
+  gitlab_hook_id: number | null;
+  gitlab_hook_created: boolean | null;
+  gitlab_deploy_key_id: number | null;
+  gitlab_deploy_key_created: boolean | null;
+  gitlab_tls_verify: boolean | null;
+  gitlab_token_sealed: string | null;
   created_by: string | null;
   created_at: Date;
   updated_at: Date;
@@ -88,7 +120,10 @@ export class TriggerStore {
     this.#failureLimit = options.failureLimit ?? defaultFailureLimit;
   }
 
-  /** Creates a trigger for the repository (created when missing); the trigger and its webhook secret. */
+  /**
+   * Creates a trigger for the repository (created when missing); the trigger and its webhook secret.
+   * `settings.gitlab` is not kept here: setGitLab records what setting up the project registered.
+   */
   async create(
     repository: string,
     settings: TriggerSettings,
@@ -110,7 +145,8 @@ export class TriggerStore {
         [
           repository,
           settings.provider,
-          settings.cloneUrl,
+          // A GitLab trigger may take its clone URL from the project, once it is set up (setGitLab).
+          settings.cloneUrl ?? '',
           this.#box.seal(webhookSecret),
           credentials.username,
           credentials.token,
@@ -179,6 +215,9 @@ export class TriggerStore {
     if (changes.latestOnDefaultBranch !== undefined) {
       set('latest_on_default_branch', changes.latestOnDefaultBranch);
     }
+    if (changes.gitlabToken !== undefined) {
+      set('gitlab_token_sealed', changes.gitlabToken === null ? null : this.#box.seal(changes.gitlabToken));
+    }
     if (changes.enabled !== undefined && changes.enabled !== current.enabled) {
       set('enabled', changes.enabled);
       set('disabled_reason', changes.enabled ? null : disabledBy(changedBy));
@@ -218,6 +257,69 @@ export class TriggerStore {
       [id],
     );
     return rows[0] ? this.#box.open(rows[0].sealed) : null;
+  }
+
+  /**
+   * Records what setting up the GitLab project registered, with the API token to keep (sealed; null keeps
+   * none) and, when given, the clone URL and the generated deploy key the builder clones with.
+   */
+  async setGitLab(
+    id: string,
+    link: Omit<GitLabLink, 'tokenStored'>,
+    options: { token: string | null; cloneUrl?: string; deployKey?: string },
+  ): Promise<Trigger> {
+    const values: unknown[] = [
+      id,
+      link.apiUrl,
+      link.projectId,
+      link.projectPath,
+      link.hookId,
+      link.hookCreated,
+      link.deployKeyId,
+      link.deployKeyCreated,
+      link.tlsVerify,
+      options.token === null ? null : this.#box.seal(options.token),
+    ];
+    const sets = [
+      'gitlab_api_url = $2',
+      'gitlab_project_id = $3',
+      'gitlab_project_path = $4',
+      'gitlab_hook_id = $5',
+      'gitlab_hook_created = $6',
+      'gitlab_deploy_key_id = $7',
+      'gitlab_deploy_key_created = $8',
+      'gitlab_tls_verify = $9',
+      'gitlab_token_sealed = $10',
+    ];
+    if (options.cloneUrl !== undefined) {
+      values.push(options.cloneUrl);
+      sets.push(`clone_url = $${values.length}`);
+    }
+    if (options.deployKey !== undefined) {
+      values.push(this.#box.seal(options.deployKey));
+      sets.push(
+        `deploy_key_sealed = $${values.length}`,
+        'clone_token_sealed = NULL',
+        'clone_username = NULL',
+      );
+    }
+    const { rowCount } = await this.#db.query(
+      `UPDATE build_triggers SET ${sets.join(', ')}, updated_at = now() WHERE id = $1`,
+      values,
+    );
+    if (!rowCount) throw notFound(`no build trigger ${id}`);
+    return (await this.get(id))!;
+  }
+
+  /** The GitLab API token kept for a trigger Slipway set up on GitLab, opened; null when none is kept. */
+  async gitlabToken(id: string): Promise<string | null> {
+    if (!isUuid(id)) return null;
+    const { rows } = await this.#db.query<{ sealed: string | null }>(
+      'SELECT gitlab_token_sealed AS sealed FROM build_triggers WHERE id = $1',
+      [id],
+    );
+    const sealed = rows[0]?.sealed;
+    return sealed ? this.#box.open(sealed) : null;
   }
 
   /** What the trigger's builds clone with, opened. */
@@ -303,10 +405,28 @@ function fromRow(row: TriggerRow): Trigger {
     tagTemplates: row.tag_templates,
     latestOnDefaultBranch: row.latest_on_default_branch,
     enabled: row.enabled,
+    gitlab: gitlabLinkOf(row),
     disabledReason: row.disabled_reason,
     failuresInARow: row.failures_in_a_row,
     createdBy: row.created_by,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+  };
+}
+
+function gitlabLinkOf(row: TriggerRow): GitLabLink | null {
+  if (row.gitlab_api_url === null || row.gitlab_project_id === null || row.gitlab_hook_id === null) {
+    return null;
+  }
+  return {
+    apiUrl: row.gitlab_api_url,
+    projectId: row.gitlab_project_id,
+    projectPath: row.gitlab_project_path ?? String(row.gitlab_project_id),
+    hookId: row.gitlab_hook_id,
+    hookCreated: row.gitlab_hook_created ?? false,
+    deployKeyId: row.gitlab_deploy_key_id,
+    deployKeyCreated: row.gitlab_deploy_key_created,
+    tlsVerify: row.gitlab_tls_verify ?? true,
+    tokenStored: row.gitlab_token_sealed !== null,
   };
 }

@@ -4,10 +4,18 @@ import { path } from '../client.ts';
 import { apiContext } from '../context.ts';
 import { CliError, usageError } from '../errors.ts';
 import { time, type Column, type Output } from '../output.ts';
-import type { IssuedTriggerResource, TriggerResource } from '../resources.ts';
+import type { DeletedTriggerResource, IssuedTriggerResource, TriggerResource } from '../resources.ts';
 import { repositoryPath } from './repo.ts';
 
 const triggerPath = (id: string) => path`/triggers/${id}`;
+
+const gitlabText = (trigger: TriggerResource): string | null => {
+  const link = trigger.gitlab;
+  if (!link) return null;
+  const key = link.deployKeyId !== null ? `, deploy key ${link.deployKeyId}` : '';
+  const token = link.tokenStored ? 'API token kept' : 'no API token kept';
+  return `${link.projectPath} on ${link.apiUrl}: webhook ${link.hookId}${key} (${token})`;
+};
 
 const repeatable = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -43,6 +51,7 @@ const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
   { header: 'webhook url', value: (trigger) => trigger.webhookUrl },
   { header: 'clone url', value: (trigger) => trigger.cloneUrl },
   { header: 'credentials', value: credentialsText },
+  { header: 'set up on gitlab', value: gitlabText },
   { header: 'ref filter', value: (trigger) => trigger.refFilter ?? 'every branch and tag' },
   { header: 'dockerfile', value: (trigger) => trigger.dockerfile },
   { header: 'context', value: (trigger) => trigger.context },
@@ -63,7 +72,12 @@ const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
 ];
 
 /** What to do with the URL and secret on the git provider's side. */
-function setupNote(trigger: TriggerResource): string {
+function setupNote(trigger: IssuedTriggerResource): string {
+  if (trigger.gitlab) {
+    return trigger.warnings?.length
+      ? 'GitLab was not updated: see above.'
+      : 'Slipway keeps the GitLab webhook up to date: nothing to do in GitLab.';
+  }
   switch (trigger.provider) {
     case 'github':
       return 'In GitHub, add a webhook (Settings > Webhooks) with this Payload URL, content type application/json, this Secret, and the push event.';
@@ -80,8 +94,20 @@ function showIssued(out: Output, trigger: IssuedTriggerResource, heading: string
     out.line(heading);
     out.line(`webhook url:    ${trigger.webhookUrl}`);
     out.line(`webhook secret: ${trigger.webhookSecret}`);
+    const link = trigger.gitlab;
+    if (link) {
+      out.line(`gitlab project: ${link.projectPath} (${link.projectId}) on ${link.apiUrl}`);
+      out.line(`gitlab webhook: ${link.hookId}${link.hookCreated ? '' : ' (was there; updated)'}`);
+      if (trigger.deployKey && link.deployKeyId !== null) {
+        out.line(`deploy key:     ${link.deployKeyId}, read-only, ${trigger.deployKey.fingerprint}`);
+      }
+      out.line(`clone url:      ${trigger.cloneUrl}`);
+    }
   });
-  out.note(setupNote(trigger));
+  for (const warning of trigger.warnings ?? []) out.note(`warning: ${warning}`);
+  out.note(
+    trigger.gitlab ? 'Nothing to do in GitLab: Slipway registered the webhook there.' : setupNote(trigger),
+  );
   out.note(`The secret will not be shown again; slipway trigger rotate-secret ${trigger.id} replaces it.`);
 }
 
@@ -90,7 +116,12 @@ interface CreateFlags {
   github?: boolean;
   gitlab?: boolean;
   customGit?: boolean;
-  cloneUrl: string;
+  cloneUrl?: string;
+  gitlabUrl?: string;
+  gitlabProject?: string;
+  gitlabTokenStdin?: boolean;
+  gitlabDeployKey?: boolean;
+  gitlabTlsVerify: boolean;
   refFilter?: string;
   dockerfile?: string;
   context?: string;
@@ -107,6 +138,49 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The GitLab API token: from stdin with --gitlab-token-stdin, else GITLAB_TOKEN. */
+async function gitlabTokenOf(flags: CreateFlags): Promise<string> {
+  if (flags.gitlabTokenStdin) {
+    if (flags.tokenStdin) throw usageError('--token-stdin and --gitlab-token-stdin cannot both read stdin');
+    const token = (await readStdin()).trim();
+    if (token === '') throw usageError('--gitlab-token-stdin read nothing: pipe the GitLab API token in');
+    return token;
+  }
+  const token = process.env.GITLAB_TOKEN?.trim();
+  if (!token) {
+    throw usageError(
+      'setting up GitLab needs an API token with the api scope: pipe it in with --gitlab-token-stdin, or set GITLAB_TOKEN',
+    );
+  }
+  return token;
+}
+
+/** The `gitlab` part of the new trigger, when --gitlab-url asks Slipway to set the project up. */
+async function gitlabSetupOf(flags: CreateFlags): Promise<Record<string, unknown> | undefined> {
+  const given = [
+    flags.gitlabProject !== undefined,
+    flags.gitlabTokenStdin,
+    flags.gitlabDeployKey !== undefined,
+  ];
+  if (flags.gitlabUrl === undefined) {
+    if (given.some(Boolean) || !flags.gitlabTlsVerify) {
+      throw usageError('the --gitlab-… options go with --gitlab-url, the GitLab instance to set up');
+    }
+    return undefined;
+  }
+  if (!flags.gitlab) throw usageError('--gitlab-url sets up a GitLab trigger: add --gitlab');
+  if (flags.gitlabProject === undefined) {
+    throw usageError('--gitlab-url needs --gitlab-project: the project path (group/app) or numeric ID');
+  }
+  return {
+    apiUrl: flags.gitlabUrl,
+    token: await gitlabTokenOf(flags),
+    project: /^\d+$/.test(flags.gitlabProject) ? Number(flags.gitlabProject) : flags.gitlabProject,
+    ...(flags.gitlabDeployKey !== undefined ? { deployKey: flags.gitlabDeployKey } : {}),
+    ...(flags.gitlabTlsVerify ? {} : { tlsVerify: false }),
+  };
 }
 
 async function credentialsOf(flags: CreateFlags): Promise<Record<string, string> | undefined> {
@@ -150,7 +224,25 @@ export function registerTrigger(program: Command): void {
     .option('--github', 'pushes come from a GitHub webhook')
     .option('--gitlab', 'pushes come from a GitLab webhook')
     .option('--custom-git', "pushes come from a git server's post-receive hook")
-    .requiredOption('--clone-url <url>', 'what the builder clones, e.g. https://github.com/acme/app.git')
+    .option(
+      '--clone-url <url>',
+      "what the builder clones, e.g. https://github.com/acme/app.git (with --gitlab-url: default the project's)",
+    )
+    .option('--gitlab-url <url>', 'with --gitlab: set up the webhook on this GitLab instance through its API')
+    .option('--gitlab-project <project>', "with --gitlab-url: the project's path (group/app) or numeric ID")
+    .option(
+      '--gitlab-token-stdin',
+      'with --gitlab-url: read the GitLab API token (api scope, Maintainer) from stdin (default: GITLAB_TOKEN)',
+    )
+    .option(
+      '--gitlab-deploy-key',
+      'with --gitlab-url: generate a read-only deploy key, add it to the project and clone with it over SSH (default when cloning over SSH without credentials)',
+    )
+    .option('--no-gitlab-deploy-key', 'with --gitlab-url: no deploy key; clone over HTTPS')
+    .option(
+      '--no-gitlab-tls-verify',
+      "with --gitlab-url: GitLab does not check the webhook URL's certificate",
+    )
     .option('--ref-filter <regex>', 'build only refs this matches, e.g. "heads/main|tags/v.*"')
     .option('--dockerfile <path>', 'the Dockerfile in the repository (default Dockerfile)')
     .option('--context <path>', 'the build context in the repository (default .)')
@@ -175,11 +267,16 @@ export function registerTrigger(program: Command): void {
     .option('--disabled', 'create it without building until it is enabled')
     .action(async (flags: CreateFlags, command: Command) => {
       const provider = providerOf(flags);
+      const gitlab = await gitlabSetupOf(flags);
+      if (flags.cloneUrl === undefined && !gitlab) {
+        throw usageError('give --clone-url (a GitLab trigger set up with --gitlab-url may leave it out)');
+      }
       const credentials = await credentialsOf(flags);
       const { api, out } = await apiContext(command);
       const created = await api.post<IssuedTriggerResource>(`${repositoryPath(flags.repo)}/triggers`, {
         provider,
-        cloneUrl: flags.cloneUrl,
+        ...(flags.cloneUrl !== undefined ? { cloneUrl: flags.cloneUrl } : {}),
+        ...(gitlab ? { gitlab } : {}),
         ...(credentials ? { credentials } : {}),
         ...(flags.refFilter !== undefined ? { refFilter: flags.refFilter } : {}),
         ...(flags.dockerfile !== undefined ? { dockerfile: flags.dockerfile } : {}),
@@ -238,8 +335,14 @@ export function registerTrigger(program: Command): void {
     .argument('<id>', 'the trigger id')
     .action(async (id: string, _flags: unknown, command: Command) => {
       const { api, out } = await apiContext(command);
-      await api.delete(triggerPath(id));
-      out.done(`deleted trigger ${id}`, { deleted: id });
+      // 204 for most triggers; 200 with what was removed from GitLab for one Slipway set up there.
+      const answer = await api.request<DeletedTriggerResource | undefined>('DELETE', triggerPath(id), {});
+      const result = answer ?? { deleted: id, gitlab: null, warnings: [] };
+      const removed = result.gitlab
+        ? `; removed from GitLab: ${result.gitlab.hooksRemoved} webhook(s)${result.gitlab.deployKeyRemoved ? ' and the deploy key' : ''}`
+        : '';
+      out.done(`deleted trigger ${id}${removed}`, result);
+      for (const warning of result.warnings) out.note(`warning: ${warning}`);
     });
 
   trigger

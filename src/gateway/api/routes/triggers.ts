@@ -1,16 +1,26 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, invalid, notFound, unauthenticated } from '../../../errors.ts';
 import { principalName } from '../../../identity/accounts.ts';
 import type { AuditKind } from '../../../identity/audit.ts';
-import { postReceiveHookScript } from '../../../triggers/custom-git.ts';
+import { cloneUrlProblem, postReceiveHookScript } from '../../../triggers/custom-git.ts';
+import {
+  generateSshDeployKey,
+  GitLabSetupError,
+  registerGitLabProject,
+  unregisterGitLabProject,
+  type SshDeployKeyPair,
+} from '../../../triggers/gitlab-setup.ts';
 import {
   triggerChangesSchema,
   triggerProviders,
   triggerSettingsSchema,
+  wantsGeneratedDeployKey,
+  type TriggerSettings,
 } from '../../../triggers/trigger-settings.ts';
-import type { Trigger } from '../../../triggers/trigger-store.ts';
+import type { Trigger, TriggerStore } from '../../../triggers/trigger-store.ts';
 import { webhookPath } from '../../webhooks/deliveries.ts';
+import { errorBody } from '../resources.ts';
 import { answers, noContent, type ApiRoutes } from '../routes.ts';
 import { repositoryOf, repositoryParams } from './repositories.ts';
 
@@ -37,6 +47,26 @@ export const triggerResource = z
     tagTemplates: z.array(z.string()),
     latestOnDefaultBranch: z.boolean(),
     enabled: z.boolean(),
+    gitlab: z
+      .object({
+        apiUrl: z.string(),
+        projectId: z.number().int(),
+        projectPath: z.string(),
+        hookId: z.number().int(),
+        hookCreated: z
+          .boolean()
+          .describe('false when the project had a hook with this URL, which was updated'),
+        deployKeyId: z.number().int().nullable(),
+        deployKeyCreated: z.boolean().nullable(),
+        tlsVerify: z.boolean(),
+        tokenStored: z
+          .boolean()
+          .describe(
+            'whether Slipway keeps the GitLab API token (sealed, never shown) to update the hook when the secret is replaced and remove what it registered when the trigger is deleted',
+          ),
+      })
+      .nullable()
+      .describe('for a trigger Slipway set up on GitLab: what it registered on the project; null otherwise'),
     disabledReason: z.string().nullable(),
     failuresInARow: z.number().int(),
     createdBy: z.string().nullable(),
@@ -50,10 +80,31 @@ const issuedTriggerResource = triggerResource
     webhookSecret: z
       .string()
       .describe('what GitHub signs with, GitLab sends as its token, the hook signs with: shown this once'),
+    deployKey: z
+      .object({ publicKey: z.string(), fingerprint: z.string() })
+      .optional()
+      .describe(
+        'the read-only deploy key Slipway generated and added to the GitLab project (its public half)',
+      ),
+    warnings: z
+      .array(z.string())
+      .optional()
+      .describe('what went wrong on GitLab, and what to do about it by hand'),
   })
   .meta({ id: 'IssuedBuildTrigger' });
 
 const triggerParams = z.object({ id: z.string().max(64) });
+
+const deletedTriggerResource = z
+  .object({
+    deleted: z.string().describe('the trigger id'),
+    gitlab: z
+      .object({ hooksRemoved: z.number().int(), deployKeyRemoved: z.boolean() })
+      .nullable()
+      .describe('what was removed from the GitLab project; null when GitLab was not reached'),
+    warnings: z.array(z.string()).describe('what could not be removed from GitLab, and what to do by hand'),
+  })
+  .meta({ id: 'DeletedBuildTrigger' });
 
 /**
  * Build triggers of a repository: what turns a push to GitHub, GitLab or any git server into a build.
@@ -67,11 +118,13 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     }
   });
 
+  const webhookUrlOf = (trigger: Trigger) => `${publicUrl()}${webhookPath(trigger.provider, trigger.id)}`;
+
   const toTriggerResource = (trigger: Trigger): z.infer<typeof triggerResource> => ({
     id: trigger.id,
     repository: trigger.repository,
     provider: trigger.provider,
-    webhookUrl: `${publicUrl()}${webhookPath(trigger.provider, trigger.id)}`,
+    webhookUrl: webhookUrlOf(trigger),
     cloneUrl: trigger.cloneUrl,
     credentials: trigger.credentials,
     refFilter: trigger.refFilter,
@@ -81,6 +134,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     tagTemplates: trigger.tagTemplates,
     latestOnDefaultBranch: trigger.latestOnDefaultBranch,
     enabled: trigger.enabled,
+    gitlab: trigger.gitlab,
     disabledReason: trigger.disabledReason,
     failuresInARow: trigger.failuresInARow,
     createdBy: trigger.createdBy,
@@ -122,23 +176,47 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
           'Create a build trigger (repository admins); the webhook secret is in this answer only: give it and the webhook URL to the git provider',
         params: repositoryParams,
         body: triggerSettingsSchema,
-        response: answers({ 201: issuedTriggerResource }),
+        response: answers({ 201: issuedTriggerResource, 502: errorBody }),
       },
     },
     async (request, reply) => {
       const repository = repositoryOf(request.params);
       await identity.requireRole(request.principal, repository, 'admin');
-      const { trigger, webhookSecret } = await triggers.create(
-        repository,
-        request.body,
-        principalName(request.principal),
-      );
+      const settings = request.body;
+      // The trigger comes first: its id is in the webhook URL GitLab is given.
+      const created = await triggers.create(repository, settings, principalName(request.principal));
+      let trigger = created.trigger;
+      let deployKey: SshDeployKeyPair | undefined;
+      if (settings.gitlab) {
+        try {
+          ({ trigger, deployKey } = await setUpGitLab(triggers, {
+            trigger,
+            settings,
+            gitlab: settings.gitlab,
+            webhookUrl: webhookUrlOf(trigger),
+            webhookSecret: created.webhookSecret,
+          }));
+        } catch (error) {
+          await triggers.delete(trigger.id);
+          if (error instanceof GitLabSetupError) {
+            return sendGitLabError(reply, error, 'GitLab was not set up, so the trigger was not created: ');
+          }
+          throw error;
+        }
+      }
       await record(request, 'setup_repo_trigger', trigger, {
         cloneUrl: trigger.cloneUrl,
         credentials: trigger.credentials?.kind ?? null,
         enabled: trigger.enabled,
+        ...(trigger.gitlab ? { gitlab: auditedLink(trigger) } : {}),
       });
-      return reply.code(201).send({ ...toTriggerResource(trigger), webhookSecret });
+      return reply.code(201).send({
+        ...toTriggerResource(trigger),
+        webhookSecret: created.webhookSecret,
+        ...(deployKey
+          ? { deployKey: { publicKey: deployKey.publicKey, fingerprint: deployKey.fingerprint } }
+          : {}),
+      });
     },
   );
 
@@ -190,6 +268,12 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
       if (changed.length === 0) {
         throw invalid(`nothing to change: send any of ${Object.keys(triggerChangesSchema.shape).join(', ')}`);
       }
+      const { gitlabToken } = request.body;
+      if (gitlabToken !== undefined && !current.gitlab) {
+        throw invalid(
+          `gitlabToken is for triggers Slipway set up on GitLab; build trigger ${current.id} was not set up there`,
+        );
+      }
       const updated = await triggers.update(current.id, request.body, principalName(request.principal));
       if (!updated) throw notFound(`build trigger ${current.id} does not exist or you cannot administer it`);
       const { credentials, enabled } = request.body;
@@ -197,6 +281,9 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
         changed,
         ...(credentials !== undefined ? { credentials: credentials === null ? 'removed' : 'changed' } : {}),
         ...(enabled !== undefined ? { enabled } : {}),
+        ...(gitlabToken !== undefined
+          ? { gitlabToken: gitlabToken === null ? 'forgotten' : 'replaced' }
+          : {}),
       });
       return toTriggerResource(updated);
     },
@@ -207,15 +294,53 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     {
       schema: {
         tags: ['builds'],
-        summary: 'Delete a build trigger: its webhook is refused from now on; its builds stay',
+        summary:
+          'Delete a build trigger: its webhook is refused from now on; its builds stay. A trigger Slipway set up on GitLab answers 200 with what was removed there; what GitLab refused is a warning, the trigger is deleted all the same',
         params: triggerParams,
-        response: answers({ 204: noContent }),
+        response: answers({ 200: deletedTriggerResource, 204: noContent }),
       },
     },
     async (request, reply) => {
       const trigger = await triggerFor(request, request.params.id);
-      if (await triggers.delete(trigger.id)) await record(request, 'delete_repo_trigger', trigger, {});
-      return reply.code(204).send(null);
+      const link = trigger.gitlab;
+      const token = link ? await triggers.gitlabToken(trigger.id) : null;
+      const deleted = await triggers.delete(trigger.id);
+      if (!link) {
+        if (deleted) await record(request, 'delete_repo_trigger', trigger, {});
+        return reply.code(204).send(null);
+      }
+      const warnings: string[] = [];
+      let removed: { hooksRemoved: number; deployKeyRemoved: boolean } | null = null;
+      const leftOnGitLab = `webhook ${link.hookId}${
+        link.deployKeyId !== null && link.deployKeyCreated ? ` and deploy key ${link.deployKeyId}` : ''
+      } of ${link.projectPath} on ${link.apiUrl}`;
+      if (token === null) {
+        warnings.push(
+          `Slipway keeps no GitLab API token for this trigger: remove ${leftOnGitLab} by hand (Settings > Webhooks, Settings > Repository > Deploy keys).`,
+        );
+      } else {
+        try {
+          removed = await unregisterGitLabProject({
+            apiUrl: link.apiUrl,
+            token,
+            project: link.projectId,
+            // The hook calls this trigger's URL only, so it goes whoever added it; a deploy key goes
+            // only when Slipway added it, as the project may use a key it had for more than this.
+            hookId: link.hookId,
+            ...(link.deployKeyId !== null && link.deployKeyCreated ? { deployKeyId: link.deployKeyId } : {}),
+          });
+        } catch (error) {
+          if (!(error instanceof GitLabSetupError)) throw error;
+          request.log.warn({ trigger: trigger.id, reason: error.message }, 'GitLab cleanup failed');
+          warnings.push(`the trigger is deleted, but ${error.message} Remove ${leftOnGitLab} by hand.`);
+        }
+      }
+      if (deleted) {
+        await record(request, 'delete_repo_trigger', trigger, {
+          gitlab: { ...auditedLink(trigger), ...(removed ?? { cleanup: 'failed or skipped' }) },
+        });
+      }
+      return reply.code(200).send({ deleted: trigger.id, gitlab: removed, warnings });
     },
   );
 
@@ -232,10 +357,51 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     },
     async (request) => {
       const trigger = await triggerFor(request, request.params.id);
+      // Never held up by GitLab: the secret may be replaced because it leaked.
       const webhookSecret = await triggers.replaceWebhookSecret(trigger.id);
-      await record(request, 'rotate_repo_trigger_secret', trigger, {});
+      const warnings: string[] = [];
+      let hookUpdated: boolean | undefined;
+      const link = trigger.gitlab;
+      if (link) {
+        const token = await triggers.gitlabToken(trigger.id);
+        const byHand = `set the new secret as the secret token of webhook ${link.hookId} of ${link.projectPath} on ${link.apiUrl} (Settings > Webhooks), or GitLab's pushes are refused`;
+        hookUpdated = false;
+        if (token === null) {
+          warnings.push(`Slipway keeps no GitLab API token for this trigger: ${byHand}.`);
+        } else {
+          try {
+            const registration = await registerGitLabProject({
+              apiUrl: link.apiUrl,
+              token,
+              project: link.projectId,
+              webhookUrl: webhookUrlOf(trigger),
+              webhookSecret,
+              tlsVerify: link.tlsVerify,
+            });
+            hookUpdated = true;
+            if (registration.hookId !== link.hookId) {
+              // The hook was gone (or its URL changed): a new one was added.
+              const { tokenStored: _stored, ...kept } = link;
+              await triggers.setGitLab(
+                trigger.id,
+                { ...kept, hookId: registration.hookId, hookCreated: registration.hookCreated },
+                { token },
+              );
+            }
+          } catch (error) {
+            if (!(error instanceof GitLabSetupError)) throw error;
+            request.log.warn({ trigger: trigger.id, reason: error.message }, 'GitLab hook update failed');
+            warnings.push(
+              `the secret is replaced, but GitLab's hook still sends the old one: ${error.message} Then ${byHand}.`,
+            );
+          }
+        }
+      }
+      await record(request, 'rotate_repo_trigger_secret', trigger, {
+        ...(hookUpdated !== undefined ? { gitlabHookUpdated: hookUpdated } : {}),
+      });
       const current = (await triggers.get(trigger.id)) ?? trigger;
-      return { ...toTriggerResource(current), webhookSecret };
+      return { ...toTriggerResource(current), webhookSecret, ...(warnings.length > 0 ? { warnings } : {}) };
     },
   );
 
@@ -276,3 +442,118 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     },
   );
 };
+
+/** A GitLabSetupError as the answer: 400 when the user can fix it, 502 when GitLab failed; never a token. */
+function sendGitLabError(reply: FastifyReply, error: GitLabSetupError, prefix: string) {
+  return reply
+    .code(error.statusCode)
+    .send({ error: { code: error.code, message: `${prefix}${error.message}` } });
+}
+
+/** What the audit log keeps of a trigger's GitLab setup: where, never the token. */
+function auditedLink(trigger: Trigger) {
+  const link = trigger.gitlab;
+  if (!link) return null;
+  return {
+    apiUrl: link.apiUrl,
+    project: link.projectPath,
+    projectId: link.projectId,
+    hookId: link.hookId,
+    hookCreated: link.hookCreated,
+    deployKeyId: link.deployKeyId,
+    deployKeyCreated: link.deployKeyCreated,
+    tokenStored: link.tokenStored,
+  };
+}
+
+/**
+ * Registers the webhook of a new GitLab trigger (and the deploy key it clones with, generated here) on the
+ * project with the user's API token, and records what was registered, the token sealed, and the clone URL
+ * (the project's when none was given). Whatever it added is removed again when a later step fails; the
+ * caller deletes the trigger. Throws GitLabSetupError.
+ */
+async function setUpGitLab(
+  triggers: TriggerStore,
+  options: {
+    trigger: Trigger;
+    settings: TriggerSettings;
+    gitlab: NonNullable<TriggerSettings['gitlab']>;
+    webhookUrl: string;
+    webhookSecret: string;
+  },
+): Promise<{ trigger: Trigger; deployKey?: SshDeployKeyPair }> {
+  const { trigger, settings, gitlab, webhookUrl } = options;
+  const access = { apiUrl: gitlab.apiUrl.trim(), token: gitlab.token };
+  const deployKey = wantsGeneratedDeployKey(settings)
+    ? generateSshDeployKey(`slipway-trigger-${trigger.id}`)
+    : undefined;
+  let registration;
+  try {
+    registration = await registerGitLabProject({
+      ...access,
+      project: gitlab.project,
+      webhookUrl,
+      webhookSecret: options.webhookSecret,
+      tlsVerify: gitlab.tlsVerify,
+      ...(deployKey
+        ? {
+            deployKey: {
+              title: `Slipway build trigger ${trigger.id} (${trigger.repository})`,
+              publicKey: deployKey.publicKey,
+            },
+          }
+        : {}),
+    });
+  } catch (error) {
+    // The hook may have been added before a later call failed; its URL is this trigger's only. Nothing
+    // was added when the token or the input was refused.
+    const nothingAdded =
+      error instanceof GitLabSetupError &&
+      (error.gitlabStatus === 401 || (error.statusCode === 400 && error.gitlabStatus === undefined));
+    if (!nothingAdded) {
+      await unregisterGitLabProject({ ...access, project: gitlab.project, webhookUrl }).catch(
+        () => undefined,
+      );
+    }
+    throw error;
+  }
+  try {
+    let cloneUrl: string | undefined;
+    if (settings.cloneUrl === undefined) {
+      cloneUrl = deployKey ? registration.cloneUrls.ssh : registration.cloneUrls.http;
+      const problem = cloneUrlProblem(cloneUrl);
+      if (problem) {
+        throw new GitLabSetupError(
+          `GitLab gave ${registration.projectPath} the clone URL "${cloneUrl}", which Slipway cannot clone (${problem}): give cloneUrl`,
+        );
+      }
+    }
+    const updated = await triggers.setGitLab(
+      trigger.id,
+      {
+        apiUrl: access.apiUrl,
+        projectId: registration.projectId,
+        projectPath: registration.projectPath,
+        hookId: registration.hookId,
+        hookCreated: registration.hookCreated,
+        deployKeyId: registration.deployKeyId ?? null,
+        deployKeyCreated: registration.deployKeyCreated ?? null,
+        tlsVerify: gitlab.tlsVerify,
+      },
+      {
+        token: gitlab.token,
+        ...(cloneUrl !== undefined ? { cloneUrl } : {}),
+        ...(deployKey ? { deployKey: deployKey.privateKey } : {}),
+      },
+    );
+    return { trigger: updated, ...(deployKey ? { deployKey } : {}) };
+  } catch (error) {
+    await unregisterGitLabProject({
+      ...access,
+      project: registration.projectId,
+      hookId: registration.hookId,
+      ...(registration.deployKeyCreated ? { deployKeyId: registration.deployKeyId } : {}),
+    }).catch(() => undefined);
+    throw error;
+  }
+}
