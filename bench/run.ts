@@ -60,6 +60,7 @@ import {
   type RunningServer,
   type ServerId,
 } from './lib/servers.ts';
+import { benchBuilds } from './builds.ts';
 import { benchMirror } from './mirror.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -77,6 +78,7 @@ const groups = [
   'push',
   'tags',
   'mirror',
+  'builds',
 ] as const;
 type Group = (typeof groups)[number];
 
@@ -117,7 +119,8 @@ interface Settings {
 function usage(): string {
   return `usage: node bench/run.ts [--quick] [--rows ${groups.join(',')}] [--rounds N] [--duration SEC] [--warmup SEC] [--stream-client curl|http|fetch] [--slipway-root DIR] [--reference-slipway DIR] [--quiet-wait SEC] [--keep] [--out FILE]
 
-  --quick        short smoke run: one round of 2 s rows, 32 MiB large blob, 500 tags, 40 mirrored tags
+  --quick        short smoke run: one round of 2 s rows, 32 MiB large blob, 500 tags, 40 mirrored tags,
+                 15 + 20 webhooks and 100 + 2,000 log lines
   --rows LIST    only these row groups (comma separated); peak memory is always reported
   --rounds N     ABBA rounds per row (default 2, quick 1)
   --duration SEC measuring time of each autocannon run, per round (default 5, quick 2)
@@ -896,6 +899,15 @@ async function main(): Promise<void> {
     state.rows.push(...mirror.rows);
     state.notes.push(...mirror.notes);
     state.raw.mirror = mirror.raw;
+  }
+
+  if (s.rows.has('builds')) {
+    sampler.phase = 'builds';
+    const builds = await benchBuilds({ quick: s.quick, workDir, slipwayRoot: s.slipwayRoot });
+    sampler.phase = 'idle';
+    state.rows.push(...builds.rows);
+    state.notes.push(...builds.notes);
+    state.raw.builds = builds.raw;
   }
 
   // Memory: the whole run's peak (VmHWM, which also covers seeding), and the peak while streaming.
