@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BuildahExecutor,
@@ -8,10 +7,10 @@ import {
 } from '../../src/builder/executors/index.ts';
 import { startSecuredSlipway } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
-import { credsOf, IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
-import { sha256 } from '../helpers/oci-layout.ts';
+import { credsOf, type IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
-import { hostShellRootfs, LineRecorder, processWithArgumentExists, writeContext } from './fixtures.ts';
+import { setUpExecutorTests, workspaceBuildah, type ExecutorTestSetup } from './executor-fixtures.ts';
+import { LineRecorder, processWithArgumentExists } from './fixtures.ts';
 
 const revision = '4f1c0d2e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d';
 
@@ -23,62 +22,24 @@ describe('BuildahExecutor with buildah and a Slipway under test', () => {
   let executor: BuildahExecutor;
   /** A pushed image with a shell, for RUN steps. */
   let shellBase: string;
-  let contexts = 0;
+  let setup: ExecutorTestSetup;
 
   beforeAll(async () => {
     workspace = await ContainersWorkspace.create('slipway-builder-buildah-');
     slipway = await startSecuredSlipway();
-    fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository('acme/app');
-    await fixtures.repository('acme/base');
-    builder = await fixtures.robot('acme', 'builder');
-    await fixtures.grant('acme/app', { user: builder.username }, 'write');
-    await fixtures.grant('acme/base', { user: builder.username }, 'write');
-    executor = new BuildahExecutor({
-      isolation: 'chroot',
-      storageDriver: 'vfs',
-      root: workspace.path('builder', 'root'),
-      runroot: workspace.path('builder', 'run'),
-      signaturePolicy: workspace.policy,
-      env: workspace.env,
-      killGraceMs: 2_000,
-    });
-
-    const base = workspace.path('contexts', 'base');
-    await hostShellRootfs(`${base}/rootfs`);
-    await writeContext(base, { Dockerfile: 'FROM scratch\nCOPY rootfs/ /\n' });
-    shellBase = `${slipway.host}/acme/base:1`;
-    await executor.build(request(base, { destinations: [shellBase] }), { onLine: () => {} });
+    executor = workspaceBuildah(workspace);
+    setup = await setUpExecutorTests(workspace, slipway, executor, revision);
+    ({ fixtures, builder, shellBase } = setup);
   });
   afterAll(async () => {
     await slipway?.stop();
     await workspace?.remove();
   });
 
-  const newContext = async (files: Record<string, string>) => {
-    const dir = workspace.path('contexts', `ctx-${++contexts}`);
-    await mkdir(dir, { recursive: true });
-    return writeContext(dir, files);
-  };
-  const request = (contextDir: string, overrides: Partial<BuildRequest> = {}): BuildRequest => ({
-    contextDir,
-    source: { revision, url: 'https://git.example.com/acme/app.git' },
-    destinations: [`${slipway.host}/acme/app:latest`],
-    credentials: { username: builder.username, token: builder.password },
-    tlsVerify: false,
-    ...overrides,
-  });
-  const inspect = async (reference: string) => {
-    const creds = ['--tls-verify=false', '--creds', credsOf(builder)];
-    const raw = (await workspace.skopeo(['inspect', '--raw', ...creds, `docker://${reference}`])).stdoutBytes;
-    const config = JSON.parse(
-      (await workspace.skopeo(['inspect', ...creds, `docker://${reference}`])).stdout,
-    ) as {
-      Labels: Record<string, string>;
-    };
-    return { digest: sha256(raw), labels: config.Labels };
-  };
+  const newContext = (files: Record<string, string>) => setup.newContext(files);
+  const request = (contextDir: string, overrides?: Partial<BuildRequest>) =>
+    setup.request(contextDir, overrides);
+  const inspect = (reference: string) => setup.inspect(reference);
 
   it('builds FROM scratch, pushes every tag with the revision and source labels, and reports the digest', async () => {
     const context = await newContext({

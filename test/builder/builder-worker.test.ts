@@ -2,13 +2,13 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBuildControl } from '../../src/builder/builder-http-control.ts';
 import { liveBuilders } from '../../src/builder/builder-presence.ts';
 import { BuilderWorker } from '../../src/builder/builder-worker.ts';
 import type { BuildService } from '../../src/builder/build-service.ts';
 import type { Build, BuildStore } from '../../src/builder/build-store.ts';
-import { BuildahExecutor, revisionLabel } from '../../src/builder/executors/index.ts';
+import { revisionLabel } from '../../src/builder/executors/index.ts';
 import type { BuildLogEntry } from '../../src/builder/logs/entry.ts';
 import type { Digest } from '../../src/registry/digest.ts';
 import { adminPassword, adminUser, startSecuredSlipway } from '../helpers/auth.ts';
@@ -16,9 +16,15 @@ import { ContainersWorkspace } from '../helpers/containers.ts';
 import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { waitFor } from '../helpers/tools.ts';
-import { hostShellRootfs, processWithArgumentExists, writeContext } from './fixtures.ts';
+import { shellBaseContext, workspaceBuildah } from './executor-fixtures.ts';
+import {
+  buildahBuilderArgs,
+  inspectAsAdmin,
+  killProcessesWithArgument,
+  processWithArgumentExists,
+  spawnBuilder,
+} from './fixtures.ts';
 import { GitRepository } from './git-fixtures.ts';
-import { killProcessesWithArgument, spawnSlipway } from './process-fixtures.ts';
 
 const builderSecret = 'builder-secret-0123456789abcdef0123456789';
 
@@ -47,19 +53,9 @@ describe('BuilderWorker with buildah, git and a Slipway under test', () => {
     gitDir = await mkdtemp(join(tmpdir(), 'slipway-builder-git-'));
     repository = await GitRepository.create(gitDir, 'app');
 
-    const executor = new BuildahExecutor({
-      isolation: 'chroot',
-      storageDriver: 'vfs',
-      root: workspace.path('builder', 'root'),
-      runroot: workspace.path('builder', 'run'),
-      signaturePolicy: workspace.policy,
-      env: workspace.env,
-      killGraceMs: 2_000,
-    });
+    const executor = workspaceBuildah(workspace);
     // A base image with a shell, in the build's own repository: the build token reaches nothing else.
-    const base = workspace.path('contexts', 'base');
-    await hostShellRootfs(`${base}/rootfs`);
-    await writeContext(base, { Dockerfile: 'FROM scratch\nCOPY rootfs/ /\n' });
+    const base = await shellBaseContext(workspace);
     shellBase = `${slipway.host}/acme/app:base`;
     await executor.build(
       {
@@ -118,18 +114,7 @@ describe('BuilderWorker with buildah, git and a Slipway under test', () => {
     }
     return entries;
   };
-  const inspect = async (reference: string) =>
-    JSON.parse(
-      (
-        await workspace.skopeo([
-          'inspect',
-          '--tls-verify=false',
-          '--creds',
-          `${adminUser}:${adminPassword}`,
-          `docker://${reference}`,
-        ])
-      ).stdout,
-    ) as { Digest: string; Labels: Record<string, string> };
+  const inspect = (reference: string) => inspectAsAdmin(workspace, reference);
 
   it('builds the commit, pushes every tag, and records the result, the log and the events', async () => {
     const commit = await repository.commit({
@@ -286,27 +271,10 @@ describe('BuilderWorker with buildah, git and a Slipway under test', () => {
     const commit = await repository.commit({
       Dockerfile: `FROM ${shellBase}\nRUN echo "slow step started" && sleep ${marker}\n`,
     });
-    const builder = spawnSlipway(
-      [
-        'builder',
-        '--gateway',
-        slipway.url,
-        '--name',
-        'doomed-builder',
-        '--isolation',
-        'chroot',
-        '--storage-driver',
-        'vfs',
-        '--root',
-        workspace.path('process', 'root'),
-        '--runroot',
-        workspace.path('process', 'run'),
-        '--signature-policy',
-        workspace.policy,
-        '--work-dir',
-        workspace.path('process-checkouts'),
-      ],
-      { ...workspace.env, SLIPWAY_BUILDER_SECRET: builderSecret, REDIS_URL: inject('redisUrl') },
+    const builder = spawnBuilder(
+      workspace,
+      { gateway: slipway.url, name: 'doomed-builder', secret: builderSecret },
+      [...buildahBuilderArgs(workspace, 'process'), '--work-dir', workspace.path('process-checkouts')],
     );
     try {
       const queued = await buildService.manual(

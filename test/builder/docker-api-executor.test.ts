@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BuildCancelledError,
@@ -8,16 +7,10 @@ import {
 } from '../../src/builder/executors/index.ts';
 import { startSecuredSlipway } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
-import { credsOf, IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
-import { sha256 } from '../helpers/oci-layout.ts';
+import { credsOf, type Login } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
-import {
-  hostShellRootfs,
-  LineRecorder,
-  startPodmanService,
-  writeContext,
-  type PodmanService,
-} from './fixtures.ts';
+import { setUpExecutorTests, type ExecutorTestSetup } from './executor-fixtures.ts';
+import { LineRecorder, startPodmanService, type PodmanService } from './fixtures.ts';
 
 const revision = '0123456789abcdef0123456789abcdef01234567';
 
@@ -28,7 +21,7 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
   let builder: Login;
   let executor: DockerApiExecutor;
   let shellBase: string;
-  let contexts = 0;
+  let setup: ExecutorTestSetup;
 
   beforeAll(async () => {
     workspace = await ContainersWorkspace.create('slipway-builder-podman-');
@@ -36,20 +29,9 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
       startPodmanService(workspace.path('podman'), workspace.env),
       startSecuredSlipway(),
     ]);
-    const fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository('acme/app');
-    await fixtures.repository('acme/base');
-    builder = await fixtures.robot('acme', 'builder');
-    await fixtures.grant('acme/app', { user: builder.username }, 'write');
-    await fixtures.grant('acme/base', { user: builder.username }, 'write');
     executor = new DockerApiExecutor({ docker: { socketPath: podman.socketPath }, isolation: 'chroot' });
-
-    const base = workspace.path('contexts', 'base');
-    await hostShellRootfs(`${base}/rootfs`);
-    await writeContext(base, { Dockerfile: 'FROM scratch\nCOPY rootfs/ /\n' });
-    shellBase = `${slipway.host}/acme/base:1`;
-    await executor.build(request(base, { destinations: [shellBase] }), { onLine: () => {} });
+    setup = await setUpExecutorTests(workspace, slipway, executor, revision);
+    ({ builder, shellBase } = setup);
   });
   afterAll(async () => {
     await podman?.stop();
@@ -57,29 +39,10 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
     await workspace?.remove();
   });
 
-  const newContext = async (files: Record<string, string>) => {
-    const dir = workspace.path('contexts', `ctx-${++contexts}`);
-    await mkdir(dir, { recursive: true });
-    return writeContext(dir, files);
-  };
-  const request = (contextDir: string, overrides: Partial<BuildRequest> = {}): BuildRequest => ({
-    contextDir,
-    source: { revision, url: 'https://git.example.com/acme/app.git' },
-    destinations: [`${slipway.host}/acme/app:latest`],
-    credentials: { username: builder.username, token: builder.password },
-    tlsVerify: false,
-    ...overrides,
-  });
-  const inspect = async (reference: string) => {
-    const creds = ['--tls-verify=false', '--creds', credsOf(builder)];
-    const raw = (await workspace.skopeo(['inspect', '--raw', ...creds, `docker://${reference}`])).stdoutBytes;
-    const config = JSON.parse(
-      (await workspace.skopeo(['inspect', ...creds, `docker://${reference}`])).stdout,
-    ) as {
-      Labels: Record<string, string>;
-    };
-    return { digest: sha256(raw), labels: config.Labels };
-  };
+  const newContext = (files: Record<string, string>) => setup.newContext(files);
+  const request = (contextDir: string, overrides?: Partial<BuildRequest>) =>
+    setup.request(contextDir, overrides);
+  const inspect = (reference: string) => setup.inspect(reference);
 
   it('builds, pushes every tag with the revision and source labels, and reports the digest', async () => {
     const context = await newContext({

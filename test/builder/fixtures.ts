@@ -2,8 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
+import { inject } from 'vitest';
 import type { OutputStream } from '../../src/builder/executors/index.ts';
+import { adminPassword, adminUser } from '../helpers/auth.ts';
+import type { ContainersWorkspace } from '../helpers/containers.ts';
 import { requireTool, run, waitFor } from '../helpers/tools.ts';
+import { spawnSlipway, type SlipwayProcess } from '../helpers/worker-process.ts';
 
 /** The lines an executor handed to `onLine`. */
 export class LineRecorder {
@@ -50,14 +54,81 @@ export async function hostShellRootfs(dir: string): Promise<void> {
   }
 }
 
-/** Whether any process on this machine has `marker` in its command line. */
-export async function processWithArgumentExists(marker: string): Promise<boolean> {
+/** The ids of the processes on this machine that have `marker` as an argument. */
+async function processesWithArgument(marker: string): Promise<number[]> {
+  const found: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.split('\0').includes(marker)) return true;
+    if (cmdline.split('\0').includes(marker)) found.push(Number(entry));
   }
-  return false;
+  return found;
+}
+
+/** Whether any process on this machine has `marker` in its command line. */
+export async function processWithArgumentExists(marker: string): Promise<boolean> {
+  return (await processesWithArgument(marker)).length > 0;
+}
+
+/** SIGKILLs the processes that have `marker` as an argument (left behind by a builder killed in a test). */
+export async function killProcessesWithArgument(marker: string): Promise<void> {
+  for (const pid of await processesWithArgument(marker)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // it has ended
+    }
+  }
+}
+
+/** `skopeo inspect` of a pushed image as the superuser: the digest of its manifest and its labels. */
+export async function inspectAsAdmin(
+  workspace: ContainersWorkspace,
+  reference: string,
+): Promise<{ Digest: string; Labels: Record<string, string> }> {
+  return JSON.parse(
+    (
+      await workspace.skopeo([
+        'inspect',
+        '--tls-verify=false',
+        '--creds',
+        `${adminUser}:${adminPassword}`,
+        `docker://${reference}`,
+      ])
+    ).stdout,
+  ) as { Digest: string; Labels: Record<string, string> };
+}
+
+/**
+ * `slipway builder --gateway <gateway> --name <name> <args>` as its own process, with the builder
+ * secret, the workspace's containers configuration and the test run's Redis.
+ */
+export function spawnBuilder(
+  workspace: ContainersWorkspace,
+  builder: { gateway: string; name: string; secret: string },
+  args: string[],
+): SlipwayProcess {
+  return spawnSlipway(['builder', '--gateway', builder.gateway, '--name', builder.name, ...args], {
+    ...workspace.env,
+    SLIPWAY_BUILDER_SECRET: builder.secret,
+    REDIS_URL: inject('redisUrl'),
+  });
+}
+
+/** The arguments of `slipway builder` for buildah (chroot, vfs) with its storage in `workspace.path(dir)`. */
+export function buildahBuilderArgs(workspace: ContainersWorkspace, dir: string): string[] {
+  return [
+    '--isolation',
+    'chroot',
+    '--storage-driver',
+    'vfs',
+    '--root',
+    workspace.path(dir, 'root'),
+    '--runroot',
+    workspace.path(dir, 'run'),
+    '--signature-policy',
+    workspace.policy,
+  ];
 }
 
 export interface PodmanService {

@@ -1,5 +1,8 @@
 import { join } from 'node:path';
+import { adminPassword, adminUser } from '../helpers/auth.ts';
 import type { ContainersWorkspace } from '../helpers/containers.ts';
+import type { IdentityFixtures } from '../helpers/identity-fixtures.ts';
+import type { TestSlipway } from '../helpers/slipway.ts';
 import { hostShellRootfs, writeContext } from './fixtures.ts';
 
 /**
@@ -28,4 +31,22 @@ export async function shellBaseLayout(workspace: ContainersWorkspace, name: stri
   const layout = workspace.path('layouts', `shell-base-${name}`);
   await workspace.exportToLayout(`shell-base-${name}`, layout, '1');
   return `oci:${layout}:1`;
+}
+
+/** Copies a base image (such as `shellBaseLayout` makes) into the Slipway as `acme/base:1`, public. */
+export async function publishBase(
+  workspace: ContainersWorkspace,
+  slipway: TestSlipway,
+  fixtures: IdentityFixtures,
+  base: string,
+): Promise<void> {
+  await workspace.skopeo([
+    'copy',
+    '--dest-tls-verify=false',
+    '--dest-creds',
+    `${adminUser}:${adminPassword}`,
+    base,
+    `docker://${slipway.host}/acme/base:1`,
+  ]);
+  await fixtures.setVisibility('acme/base', 'public');
 }

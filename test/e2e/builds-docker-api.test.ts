@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build } from '../../src/builder/build-store.ts';
 import { revisionLabel, sourceLabel } from '../../src/builder/executors/index.ts';
 import type { BuildLogPageResource, BuildResource } from '../../src/cli/resources.ts';
@@ -11,10 +11,10 @@ import { ContainersWorkspace } from '../helpers/containers.ts';
 import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { requireTool, waitFor } from '../helpers/tools.ts';
-import { startPodmanService, type PodmanService } from '../builder/fixtures.ts';
+import { inspectAsAdmin, spawnBuilder, startPodmanService, type PodmanService } from '../builder/fixtures.ts';
 import { GitRepository } from '../builder/git-fixtures.ts';
-import { spawnSlipway, type SlipwayProcess } from '../builder/process-fixtures.ts';
-import { shellBaseLayout } from '../builder/shell-base.ts';
+import { publishBase, shellBaseLayout } from '../builder/shell-base.ts';
+import type { SlipwayProcess } from '../helpers/worker-process.ts';
 
 const builderSecret = 'e2e-docker-builder-secret-0123456789abcdef';
 
@@ -44,25 +44,14 @@ describe('builds with `slipway builder --executor docker` and podman system serv
     const fixtures = await IdentityFixtures.of(slipway);
     await fixtures.organization('acme');
     await fixtures.repository('acme/engine');
-    await workspace.skopeo([
-      'copy',
-      '--dest-tls-verify=false',
-      '--dest-creds',
-      `${adminUser}:${adminPassword}`,
-      base,
-      `docker://${slipway.host}/acme/base:1`,
-    ]);
-    await fixtures.setVisibility('acme/base', 'public');
+    await publishBase(workspace, slipway, fixtures, base);
 
     gitDir = await mkdtemp(join(tmpdir(), 'slipway-e2e-builds-docker-git-'));
     sources = await GitRepository.create(gitDir, 'engine');
-    builder = spawnSlipway(
+    builder = spawnBuilder(
+      workspace,
+      { gateway: slipway.url, name: 'e2e-docker-builder', secret: builderSecret },
       [
-        'builder',
-        '--gateway',
-        slipway.url,
-        '--name',
-        'e2e-docker-builder',
         '--executor',
         'docker',
         '--docker-host',
@@ -72,7 +61,6 @@ describe('builds with `slipway builder --executor docker` and podman system serv
         '--work-dir',
         workspace.path('builder', 'checkouts'),
       ],
-      { ...workspace.env, SLIPWAY_BUILDER_SECRET: builderSecret, REDIS_URL: inject('redisUrl') },
     );
   });
   afterAll(async () => {
@@ -112,17 +100,7 @@ describe('builds with `slipway builder --executor docker` and podman system serv
     expect(Object.keys(build.phaseMs).sort()).toEqual(['building', 'cloning', 'pushing']);
 
     for (const tag of ['1.0', 'latest']) {
-      const image = JSON.parse(
-        (
-          await workspace.skopeo([
-            'inspect',
-            '--tls-verify=false',
-            '--creds',
-            `${adminUser}:${adminPassword}`,
-            `docker://${slipway.host}/acme/engine:${tag}`,
-          ])
-        ).stdout,
-      ) as { Digest: string; Labels: Record<string, string> };
+      const image = await inspectAsAdmin(workspace, `${slipway.host}/acme/engine:${tag}`);
       expect(image.Digest).toBe(build.digest);
       expect(image.Labels[revisionLabel]).toBe(commit);
       expect(image.Labels[sourceLabel]).toBe(`file://${sources.bare}`);

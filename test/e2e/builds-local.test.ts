@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build } from '../../src/builder/build-store.ts';
-import { adminPassword, adminUser, startSecuredSlipway } from '../helpers/auth.ts';
+import { adminUser, startSecuredSlipway } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { requireTool, waitFor } from '../helpers/tools.ts';
+import { inspectAsAdmin } from '../builder/fixtures.ts';
 import { GitRepository } from '../builder/git-fixtures.ts';
 
 const revisionLabel = 'org.opencontainers.image.revision';
@@ -65,17 +66,7 @@ describe('the builder inside slipway serve', () => {
     );
     expect(build).toMatchObject<Partial<Build>>({ phase: 'complete', commit, error: null });
     expect(build.builder).toMatch(/-local-\d+$/);
-    const image = JSON.parse(
-      (
-        await workspace.skopeo([
-          'inspect',
-          '--tls-verify=false',
-          '--creds',
-          `${adminUser}:${adminPassword}`,
-          `docker://${slipway.host}/acme/local:local-1`,
-        ])
-      ).stdout,
-    ) as { Digest: string; Labels: Record<string, string> };
+    const image = await inspectAsAdmin(workspace, `${slipway.host}/acme/local:local-1`);
     expect(image.Digest).toBe(build.digest);
     expect(image.Labels[revisionLabel]).toBe(commit);
   });

@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build } from '../../src/builder/build-store.ts';
 import { revisionLabel } from '../../src/builder/executors/index.ts';
 import { buildLogKey } from '../../src/builder/logs/entry.ts';
@@ -18,10 +18,15 @@ import { startDistribution, type TestDistribution } from '../helpers/distributio
 import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { requireTool, waitFor } from '../helpers/tools.ts';
-import { processWithArgumentExists } from '../builder/fixtures.ts';
+import {
+  buildahBuilderArgs,
+  inspectAsAdmin,
+  processWithArgumentExists,
+  spawnBuilder,
+} from '../builder/fixtures.ts';
 import { GitRepository } from '../builder/git-fixtures.ts';
-import { spawnSlipway, type SlipwayProcess } from '../builder/process-fixtures.ts';
-import { shellBaseLayout } from '../builder/shell-base.ts';
+import { publishBase, shellBaseLayout } from '../builder/shell-base.ts';
+import type { SlipwayProcess } from '../helpers/worker-process.ts';
 
 const builderSecret = 'e2e-builder-secret-0123456789abcdef01234';
 const adminAuth = basic(adminUser, adminPassword);
@@ -92,42 +97,17 @@ describe('builds with a `slipway builder` process', () => {
       ).stdout,
     ) as { config: { digest: string }; layers: { digest: string }[] };
     baseBlobs = [manifest.config.digest, ...manifest.layers.map((layer) => layer.digest)];
-    await workspace.skopeo([
-      'copy',
-      '--dest-tls-verify=false',
-      '--dest-creds',
-      `${adminUser}:${adminPassword}`,
-      publicBase,
-      `docker://${slipway.host}/acme/base:1`,
-    ]);
-    await fixtures.setVisibility('acme/base', 'public');
+    await publishBase(workspace, slipway, fixtures, publicBase);
 
     gitDir = await mkdtemp(join(tmpdir(), 'slipway-e2e-builds-git-'));
     sources = await GitRepository.create(gitDir, 'sources');
-    builder = spawnSlipway(
-      [
-        'builder',
-        '--gateway',
-        slipway.url,
-        '--name',
-        'e2e-builder',
-        '--isolation',
-        'chroot',
-        '--storage-driver',
-        'vfs',
-        '--root',
-        workspace.path('builder', 'root'),
-        '--runroot',
-        workspace.path('builder', 'run'),
-        '--signature-policy',
-        workspace.policy,
-        '--work-dir',
-        workspace.path('builder', 'checkouts'),
-        '--pull-mirror',
-        `docker.io=${slipway.host}/hub`,
-      ],
-      { ...workspace.env, SLIPWAY_BUILDER_SECRET: builderSecret, REDIS_URL: inject('redisUrl') },
-    );
+    builder = spawnBuilder(workspace, { gateway: slipway.url, name: 'e2e-builder', secret: builderSecret }, [
+      ...buildahBuilderArgs(workspace, 'builder'),
+      '--work-dir',
+      workspace.path('builder', 'checkouts'),
+      '--pull-mirror',
+      `docker.io=${slipway.host}/hub`,
+    ]);
   });
   afterAll(async () => {
     await builder?.terminate();
@@ -160,18 +140,7 @@ describe('builds with a `slipway builder` process', () => {
       { timeoutMs: 120_000, intervalMs: 200 },
     ).catch(withBuilderOutput);
 
-  const inspect = async (reference: string) =>
-    JSON.parse(
-      (
-        await workspace.skopeo([
-          'inspect',
-          '--tls-verify=false',
-          '--creds',
-          `${adminUser}:${adminPassword}`,
-          `docker://${reference}`,
-        ])
-      ).stdout,
-    ) as { Digest: string; Labels: Record<string, string> };
+  const inspect = (reference: string) => inspectAsAdmin(workspace, reference);
 
   /** Opens the build's log as an EventSource would. */
   async function follow(id: string, headers: Record<string, string> = {}) {
@@ -236,17 +205,7 @@ describe('builds with a `slipway builder` process', () => {
     expect(build.builder).toBe('e2e-builder');
     expect([...build.tags].sort()).toEqual(['git-' + commit.slice(0, 7), 'latest', 'main'].sort());
     for (const tag of build.tags) {
-      const image = JSON.parse(
-        (
-          await workspace.skopeo([
-            'inspect',
-            '--tls-verify=false',
-            '--creds',
-            `${adminUser}:${adminPassword}`,
-            `docker://${slipway.host}/acme/inventory:${tag}`,
-          ])
-        ).stdout,
-      ) as { Digest: string; Labels: Record<string, string> };
+      const image = await inspect(`${slipway.host}/acme/inventory:${tag}`);
       expect(image.Digest).toBe(build.digest);
       expect(image.Labels[revisionLabel]).toBe(commit);
     }

@@ -68,6 +68,11 @@ export async function startCountingProxy(
           headers: incoming.headers,
         };
         requests.push(recorded);
+        // The client went away before the upstream answered: nothing to send the answer to.
+        if (outgoing.destroyed) {
+          answer.resume();
+          return;
+        }
         const head = options.shapeHead?.(recorded);
         recorded.status = head?.status ?? recorded.status;
         const added = Object.entries(head?.headers ?? {}).flat();
@@ -79,7 +84,8 @@ export async function startCountingProxy(
       },
     );
     forwarded.once('error', () => {
-      outgoing.writeHead(502).end();
+      if (outgoing.headersSent || outgoing.destroyed) outgoing.destroy();
+      else outgoing.writeHead(502).end();
     });
     pipeline(incoming, forwarded, () => {});
   });

@@ -7,59 +7,19 @@ import {
   signGitHubDelivery,
   verifyGitHubDelivery,
 } from '../../src/triggers/github.ts';
+import { gitHubPush, zeros } from '../gateway/webhooks/deliveries.ts';
 
 const secret = 'It8sq-trigger-secret';
 const mainHead = '3f786850e387550fdab836ed7e6dc881de23001b';
 const previous = '89e6c98d92887913cadf06b2adb97f26cde4849b';
-const zeros = '0000000000000000000000000000000000000000';
 
 /** GitHub's signature: HMAC-SHA256 of the raw body keyed with the secret, hex, behind "sha256=". */
 function githubSignature(body: string, key = secret): string {
   return `sha256=${createHmac('sha256', key).update(body).digest('hex')}`;
 }
 
-/** A push delivery as GitHub sends it (trimmed to the fields around the ones Slipway reads). */
-function pushPayload(overrides: Record<string, unknown> = {}) {
-  return {
-    ref: 'refs/heads/main',
-    before: previous,
-    after: mainHead,
-    created: false,
-    deleted: false,
-    forced: false,
-    base_ref: null,
-    compare: `https://github.com/acme/shop/compare/${previous.slice(0, 12)}...${mainHead.slice(0, 12)}`,
-    commits: [],
-    head_commit: {
-      id: mainHead,
-      tree_id: 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
-      distinct: true,
-      message: 'Checkout: retry card payments once\n\nThe provider times out under load.',
-      timestamp: '2026-12-02T09:14:03+01:00',
-      url: `https://github.com/acme/shop/commit/${mainHead}`,
-      author: { name: 'Dana Whit', email: 'dana@acme.example', username: 'danawhit' },
-      committer: { name: 'GitHub', email: 'noreply@github.com', username: 'web-flow' },
-      added: [],
-      removed: [],
-      modified: ['src/checkout.ts'],
-    },
-    repository: {
-      id: 881234,
-      name: 'shop',
-      full_name: 'acme/shop',
-      private: true,
-      clone_url: 'https://github.com/acme/shop.git',
-      ssh_url: 'git@github.com:acme/shop.git',
-      git_url: 'git://github.com/acme/shop.git',
-      default_branch: 'main',
-      master_branch: 'main',
-      pushed_at: 1796199250,
-    },
-    pusher: { name: 'danawhit', email: 'dana@acme.example' },
-    sender: { login: 'danawhit', id: 4411 },
-    ...overrides,
-  };
-}
+/** A push of `mainHead` to main, as GitHub sends it. */
+const pushPayload = (overrides: Record<string, unknown> = {}) => gitHubPush(mainHead, overrides);
 
 async function refusal(promise: Promise<unknown>): Promise<WebhookAuthError> {
   const error = await promise.then(

@@ -60,7 +60,7 @@ export async function customDelivery(payload: unknown, secret: string) {
 
 export const zeros = '0000000000000000000000000000000000000000';
 
-/** A GitHub push delivery (trimmed to the fields around the ones Slipway reads). */
+/** A push delivery as GitHub sends it (trimmed to the fields around the ones Slipway reads). */
 export function gitHubPush(commit: string, overrides: Record<string, unknown> = {}) {
   const before = '89e6c98d92887913cadf06b2adb97f26cde4849b';
   return {
@@ -77,7 +77,7 @@ export function gitHubPush(commit: string, overrides: Record<string, unknown> = 
       id: commit,
       tree_id: 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
       distinct: true,
-      message: 'Checkout: retry card payments once',
+      message: 'Checkout: retry card payments once\n\nThe provider times out under load.',
       timestamp: '2026-12-02T09:14:03+01:00',
       url: `https://github.com/acme/shop/commit/${commit}`,
       author: { name: 'Dana Whit', email: 'dana@acme.example', username: 'danawhit' },
@@ -93,7 +93,9 @@ export function gitHubPush(commit: string, overrides: Record<string, unknown> = 
       private: true,
       clone_url: 'https://github.com/acme/shop.git',
       ssh_url: 'git@github.com:acme/shop.git',
+      git_url: 'git://github.com/acme/shop.git',
       default_branch: 'main',
+      master_branch: 'main',
       pushed_at: 1796199250,
     },
     pusher: { name: 'danawhit', email: 'dana@acme.example' },

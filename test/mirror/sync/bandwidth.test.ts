@@ -10,13 +10,10 @@ import {
 } from '../../../src/mirror/sync/sync-engine.ts';
 import { parseTagFilter } from '../../../src/mirror/sync/tag-filter.ts';
 import { UpstreamClient } from '../../../src/mirror/upstream/client.ts';
-import { startCountingProxy, type CountingProxy } from '../../helpers/counting-proxy.ts';
-import {
-  DistributionOciClient,
-  startDistribution,
-  type TestDistribution,
-} from '../../helpers/distribution.ts';
+import type { CountingProxy } from '../../helpers/counting-proxy.ts';
+import type { DistributionOciClient } from '../../helpers/distribution.ts';
 import type { PushedImage } from '../../helpers/oci-client.ts';
+import { startProxiedUpstream, type ProxiedUpstream } from '../../helpers/proxied-upstream.ts';
 import { startSlipway, type TestSlipway } from '../../helpers/slipway.ts';
 import { waitFor } from '../../helpers/tools.ts';
 
@@ -34,7 +31,7 @@ const timerSlackMs = 20;
  * links a blob it already stores instead of downloading it.
  */
 describe('mirror sync bandwidth limit', () => {
-  let upstream: TestDistribution;
+  let upstream: ProxiedUpstream;
   let counter: CountingProxy;
   let slipway: TestSlipway;
   let local: LocalRegistryStore;
@@ -42,9 +39,8 @@ describe('mirror sync bandwidth limit', () => {
   let pusher: DistributionOciClient;
 
   beforeAll(async () => {
-    upstream = await startDistribution();
-    counter = await startCountingProxy(upstream.url);
-    pusher = new DistributionOciClient(upstream.url);
+    upstream = await startProxiedUpstream();
+    ({ counter, pusher } = upstream);
     slipway = await startSlipway();
     local = slipway.services.store;
     client = new UpstreamClient({ url: counter.url });
@@ -53,7 +49,6 @@ describe('mirror sync bandwidth limit', () => {
   afterAll(async () => {
     await client?.close();
     await slipway?.stop();
-    await counter?.stop();
     await upstream?.stop();
   });
 

@@ -9,17 +9,9 @@ import {
 } from '../../../src/mirror/sync/mirror-runner.ts';
 import { mirrorSettingsSchema, type MirrorSettingsInput } from '../../../src/mirror/sync/mirror-settings.ts';
 import { startSecuredSlipway } from '../../helpers/auth.ts';
-import {
-  holdAfter,
-  startCountingProxy,
-  type CountingProxy,
-  type ProxiedRequest,
-} from '../../helpers/counting-proxy.ts';
-import {
-  DistributionOciClient,
-  startDistribution,
-  type TestDistribution,
-} from '../../helpers/distribution.ts';
+import type { CountingProxy } from '../../helpers/counting-proxy.ts';
+import { startDistribution } from '../../helpers/distribution.ts';
+import { startProxiedUpstream, type ProxiedUpstream } from '../../helpers/proxied-upstream.ts';
 import { IdentityFixtures } from '../../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
 import { waitFor } from '../../helpers/tools.ts';
@@ -31,16 +23,15 @@ import { waitFor } from '../../helpers/tools.ts';
  */
 describe('mirror runner', () => {
   const versions = ['1.0', '1.1', '1.2', '1.3'];
-  let upstream: TestDistribution;
+  let upstream: ProxiedUpstream;
   let counter: CountingProxy;
   let slipway: TestSlipway;
   let runner: MirrorRunner;
-  let shapeBody: ((request: ProxiedRequest) => ReturnType<typeof holdAfter> | undefined) | undefined;
 
   beforeAll(async () => {
-    upstream = await startDistribution();
-    counter = await startCountingProxy(upstream.url, { shapeBody: (request) => shapeBody?.(request) });
-    const pusher = new DistributionOciClient(upstream.url);
+    upstream = await startProxiedUpstream();
+    ({ counter } = upstream);
+    const { pusher } = upstream;
     for (const version of versions) {
       await pusher.pushImage('team/app', version, { layers: [randomBytes(2048)] });
       await pusher.pushImage('team/slow', version, { layers: [randomBytes(64 * 1024)] });
@@ -63,7 +54,6 @@ describe('mirror runner', () => {
 
   afterAll(async () => {
     await slipway?.stop();
-    await counter?.stop();
     await upstream?.stop();
   });
 
@@ -199,12 +189,10 @@ describe('mirror runner', () => {
 
   it('cancels a run under way: the copy in flight is aborted and the run ends cancelled', async () => {
     await createMirror('acme/slow', { remote: 'team/slow', concurrency: 1 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    shapeBody = (request) =>
-      request.method === 'GET' && request.url.includes('/team/slow/blobs/')
-        ? holdAfter(1024, held)
-        : undefined;
+    const release = upstream.hold(
+      (request) => request.method === 'GET' && request.url.includes('/team/slow/blobs/'),
+      1024,
+    );
     try {
       const running = runner.run('acme/slow', { trigger: 'manual' });
       const runId = await waitFor('the run to copy a blob', async () => {
@@ -240,7 +228,6 @@ describe('mirror runner', () => {
       ]);
     } finally {
       release();
-      shapeBody = undefined;
     }
     expect(await slipway.services.mirrors.get('acme/slow')).toMatchObject({ state: 'cancelled' });
     expect(await runner.cancel('acme/slow')).toBeNull();
@@ -251,12 +238,10 @@ describe('mirror runner', () => {
 
   it('a run stopped because its worker shuts down ends failed, saying so, with its progress kept', async () => {
     await createMirror('acme/shutdown', { remote: 'team/slow', concurrency: 1 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    shapeBody = (request) =>
-      request.method === 'GET' && request.url.includes('/team/slow/blobs/')
-        ? holdAfter(1024, held)
-        : undefined;
+    const release = upstream.hold(
+      (request) => request.method === 'GET' && request.url.includes('/team/slow/blobs/'),
+      1024,
+    );
     try {
       const running = runner.run('acme/shutdown', { trigger: 'schedule' });
       await waitFor('the run to copy a blob', async () => {
@@ -268,7 +253,6 @@ describe('mirror runner', () => {
       expect(run).toMatchObject({ state: 'failed', error: shutdownRunError, cancelRequested: false });
     } finally {
       release();
-      shapeBody = undefined;
     }
     expect(await slipway.services.mirrors.get('acme/shutdown')).toMatchObject({ state: 'failed' });
     const events = await mirrorEvents('acme/shutdown');

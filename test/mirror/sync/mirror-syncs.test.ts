@@ -9,17 +9,8 @@ import { unstartedRunError } from '../../../src/mirror/sync/mirror-runner.ts';
 import type { RepositoryName } from '../../../src/registry/names.ts';
 import { ApiCaller } from '../../helpers/api.ts';
 import { adminPassword, adminUser, basic, startSecuredSlipway } from '../../helpers/auth.ts';
-import {
-  holdAfter,
-  startCountingProxy,
-  type CountingProxy,
-  type ProxiedRequest,
-} from '../../helpers/counting-proxy.ts';
-import {
-  DistributionOciClient,
-  startDistribution,
-  type TestDistribution,
-} from '../../helpers/distribution.ts';
+import type { CountingProxy } from '../../helpers/counting-proxy.ts';
+import { startProxiedUpstream, type ProxiedUpstream } from '../../helpers/proxied-upstream.ts';
 import { IdentityFixtures } from '../../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
 import { waitFor } from '../../helpers/tools.ts';
@@ -33,18 +24,17 @@ type Run = MirrorRunDetailsResource;
  */
 describe('mirror syncs through the API and the worker', () => {
   const versions = ['1.0', '1.1', '2.0'];
-  let upstream: TestDistribution;
+  let upstream: ProxiedUpstream;
   let counter: CountingProxy;
   let slipway: TestSlipway;
   let idle: TestSlipway;
   let api: ApiCaller;
   let idleApi: ApiCaller;
-  let shapeBody: ((request: ProxiedRequest) => ReturnType<typeof holdAfter> | undefined) | undefined;
 
   beforeAll(async () => {
-    upstream = await startDistribution();
-    counter = await startCountingProxy(upstream.url, { shapeBody: (request) => shapeBody?.(request) });
-    const pusher = new DistributionOciClient(upstream.url);
+    upstream = await startProxiedUpstream();
+    ({ counter } = upstream);
+    const { pusher } = upstream;
     for (const version of versions) {
       await pusher.pushImage('team/app', version, { layers: [randomBytes(4096)] });
     }
@@ -67,7 +57,6 @@ describe('mirror syncs through the API and the worker', () => {
   afterAll(async () => {
     await slipway?.stop();
     await idle?.stop();
-    await counter?.stop();
     await upstream?.stop();
   });
 
@@ -127,9 +116,7 @@ describe('mirror syncs through the API and the worker', () => {
 
   it('answers 409 while a run is under way, and cancel stops it mid-copy', async () => {
     await createMirror(api, 'acme/held', { upstream: { url: counter.url, repository: 'team/held' } });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    shapeBody = (request) => (request.url.includes('/blobs/') ? holdAfter(100, held) : undefined);
+    const release = upstream.hold((request) => request.url.includes('/blobs/'), 100);
     try {
       const asked = await api.post<MirrorRunResource>('/mirrors/acme/held/sync', {});
       expect(asked.status).toBe(202);
@@ -148,7 +135,6 @@ describe('mirror syncs through the API and the worker', () => {
       expect(run.state).toBe('cancelled');
       expect(await localTags('acme/held')).toEqual([]);
     } finally {
-      shapeBody = undefined;
       release();
     }
     const nothing = await api.post('/mirrors/acme/held/cancel');

@@ -12,19 +12,10 @@ import {
 } from '../../../src/mirror/sync/sync-engine.ts';
 import { parseTagFilter, type TagFilterInput } from '../../../src/mirror/sync/tag-filter.ts';
 import { UpstreamClient } from '../../../src/mirror/upstream/client.ts';
-import {
-  holdAfter,
-  startCountingProxy,
-  type AnswerHead,
-  type CountingProxy,
-  type ProxiedRequest,
-} from '../../helpers/counting-proxy.ts';
-import {
-  DistributionOciClient,
-  startDistribution,
-  type TestDistribution,
-} from '../../helpers/distribution.ts';
+import type { CountingProxy } from '../../helpers/counting-proxy.ts';
+import type { DistributionOciClient } from '../../helpers/distribution.ts';
 import { OciClient, type PushedImage } from '../../helpers/oci-client.ts';
+import { startProxiedUpstream, type ProxiedUpstream } from '../../helpers/proxied-upstream.ts';
 import { startSlipway, type TestSlipway } from '../../helpers/slipway.ts';
 import { waitFor } from '../../helpers/tools.ts';
 
@@ -37,7 +28,7 @@ describe('mirror sync engine', () => {
   const remote = 'team/app';
   const versions = ['1.0', '1.1', '1.2', '1.3', '1.4', '1.5'];
   const baseLayer = randomBytes(64 * 1024);
-  let upstream: TestDistribution;
+  let upstream: ProxiedUpstream;
   let counter: CountingProxy;
   let slipway: TestSlipway;
   let local: LocalRegistryStore;
@@ -47,16 +38,10 @@ describe('mirror sync engine', () => {
   let amd64: PushedImage;
   let arm64: PushedImage;
   let index: { digest: Digest; body: Buffer };
-  let shapeHead: ((request: ProxiedRequest) => AnswerHead | undefined) | undefined;
-  let shapeBody: ((request: ProxiedRequest) => ReturnType<typeof holdAfter> | undefined) | undefined;
 
   beforeAll(async () => {
-    upstream = await startDistribution();
-    counter = await startCountingProxy(upstream.url, {
-      shapeHead: (request) => shapeHead?.(request),
-      shapeBody: (request) => shapeBody?.(request),
-    });
-    pusher = new DistributionOciClient(upstream.url);
+    upstream = await startProxiedUpstream();
+    ({ counter, pusher } = upstream);
     for (const version of versions) {
       images.set(version, await pusher.pushImage(remote, version, { layers: [baseLayer, randomBytes(900)] }));
     }
@@ -74,7 +59,6 @@ describe('mirror sync engine', () => {
   afterAll(async () => {
     await client?.close();
     await slipway?.stop();
-    await counter?.stop();
     await upstream?.stop();
   });
 
@@ -339,7 +323,7 @@ describe('mirror sync engine', () => {
     const broken = await pusher.pushImage('team/flaky', '2', { layers: [randomBytes(400)] });
     await deleteUpstream('team/flaky', 'blobs', broken.layerDigests[0]!);
     let failed = false;
-    shapeHead = (request) => {
+    upstream.shapeHead = (request) => {
       if (failed || request.method !== 'GET' || !request.url.endsWith(`/manifests/${flaky.digest}`)) return;
       failed = true;
       return { status: 503 };
@@ -355,7 +339,7 @@ describe('mirror sync engine', () => {
       expect(await localDigest('mirrors/flaky', '2')).toBeUndefined();
       expect(await hasManifest('mirrors/flaky', broken.digest)).toBe(false);
     } finally {
-      shapeHead = undefined;
+      upstream.shapeHead = undefined;
     }
   });
 
@@ -368,12 +352,10 @@ describe('mirror sync engine', () => {
     // One tag at a time, in the upstream's order: the second one's layer download is held.
     const [first, held, ...rest] = await client.listTags('team/slow');
     const heldDigest = computeDigest(layers.get(held!)!);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    shapeBody = (request) =>
-      request.method === 'GET' && request.url.endsWith(`/blobs/${heldDigest}`)
-        ? holdAfter(1024, released)
-        : undefined;
+    const release = upstream.hold(
+      (request) => request.method === 'GET' && request.url.endsWith(`/blobs/${heldDigest}`),
+      1024,
+    );
     counter.requests.length = 0;
     const controller = new AbortController();
     try {
@@ -404,7 +386,6 @@ describe('mirror sync engine', () => {
         expect(await localDigest('mirrors/slow', tag)).toBeUndefined();
       }
     } finally {
-      shapeBody = undefined;
       release();
     }
   });
