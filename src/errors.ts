@@ -71,3 +71,8 @@ export const notFound = (message: string) => new ApiError('SLW_ERR_NOT_FOUND', m
 export const conflict = (message: string) => new ApiError('SLW_ERR_CONFLICT', message);
 export const forbidden = (message: string) => new ApiError('SLW_ERR_FORBIDDEN', message);
 export const unauthenticated = (message: string) => new ApiError('SLW_ERR_UNAUTHENTICATED', message);
+
+/** What an error says, whatever was thrown. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -7,14 +7,7 @@ import { refSelected, compileRefFilter } from '../triggers/ref-filter.ts';
 import { expandTagTemplates, parseTagTemplates, sanitizeTag } from '../triggers/tag-templates.ts';
 import type { CloneSecrets, Trigger, TriggerStore } from '../triggers/trigger-store.ts';
 import type { BuildQueue } from './build-queue.ts';
-import {
-  isActive,
-  type Build,
-  type BuildEnd,
-  type BuildStore,
-  type NewBuild,
-  type WorkPhase,
-} from './build-store.ts';
+import { type Build, type BuildEnd, type BuildStore, type NewBuild, type WorkPhase } from './build-store.ts';
 
 /** The credential a build pushes with: for its repository only, until the build's deadline. */
 export interface BuildCredentials {
@@ -306,7 +299,7 @@ export class BuildService {
       await this.#options.outbox.write(tx, 'build_success', subject, { ...fields, digest: build.digest });
     } else if (build.phase === 'cancelled') {
       await this.#options.outbox.write(tx, 'build_cancelled', subject, fields);
-    } else if (!isActive(build.phase)) {
+    } else {
       await this.#options.outbox.write(tx, 'build_failure', subject, {
         ...fields,
         error_message: build.error ?? `the build ended ${build.phase}`,

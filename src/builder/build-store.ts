@@ -1,5 +1,5 @@
 import type { Database, Queryable } from '../db/database.ts';
-import { isUuid } from '../triggers/trigger-store.ts';
+import { isUuid } from '../db/uuid.ts';
 
 export const activePhases = ['waiting', 'cloning', 'building', 'pushing'] as const;
 export const endPhases = ['complete', 'error', 'cancelled', 'timeout', 'internal_error'] as const;

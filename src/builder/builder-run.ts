@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Redis } from 'ioredis';
-import { SlipwayError } from '../errors.ts';
+import { messageOf } from '../errors.ts';
 import type { BuildControl, BuilderAssignment } from './build-control.ts';
 import type { BuildEnd, WorkPhase } from './build-store.ts';
 import {
@@ -217,8 +217,7 @@ export class BuildRun {
     ) {
       return { phase: 'error', error: error.message, phaseMs };
     }
-    const message = error instanceof SlipwayError || error instanceof Error ? error.message : String(error);
-    return { phase: 'internal_error', error: `the builder failed: ${message}`, phaseMs };
+    return { phase: 'internal_error', error: `the builder failed: ${messageOf(error)}`, phaseMs };
   }
 
   #closePhase(): Partial<Record<WorkPhase, number>> {

@@ -1,4 +1,5 @@
 import type { Database, Queryable } from '../db/database.ts';
+import { isUuid } from '../db/uuid.ts';
 import { invalid } from '../errors.ts';
 import type { EventKind, EventPayload } from './catalog.ts';
 import type { Delivery, DeliveryAttempt, DeliveryPage, DeliveryStatus } from './model.ts';
@@ -245,8 +246,4 @@ function toAttempt(row: AttemptRow): DeliveryAttempt {
     error: row.error,
     responseExcerpt: row.response_excerpt,
   };
-}
-
-export function isUuid(value: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import picomatch from 'picomatch';
 import type { Database, Queryable } from '../db/database.ts';
+import { isUuid } from '../db/uuid.ts';
 import { invalid, notFound } from '../errors.ts';
 import type { SealedBox } from '../identity/sealed-box.ts';
 import { eventKinds, filterTargetOf, isEventKind, type EventKind } from './catalog.ts';
@@ -305,8 +306,4 @@ async function resolveScope(
 function defaultTitle(method: DeliveryMethod, events: EventKind[]): string {
   const what = events.length > 3 ? `${events.length} kinds of event` : events.join(', ');
   return `${method === 'slack' ? 'Slack' : 'Webhook'}: ${what}`;
-}
-
-function isUuid(value: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }

@@ -53,6 +53,11 @@ export function verifierMatches(expectedHash: Buffer, verifier: string): boolean
   return actual.length === expectedHash.length && timingSafeEqual(actual, expectedHash);
 }
 
+/** Whether `given` is `expected`, in time that tells nothing of how much of it matched (or its length). */
+export function sameSecret(given: string, expected: string): boolean {
+  return timingSafeEqual(sha256(given), sha256(expected));
+}
+
 export function sha256(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }

@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { sameSecret } from '../identity/secrets.ts';
 import { payloadError, WebhookAuthError, WebhookPayloadError } from './errors.ts';
 import type { HeaderValue } from './hub-signature.ts';
 import { isZeroObjectId, objectIdSchema, parsePushedRef, type PushEvent } from './push-event.ts';
@@ -34,8 +34,7 @@ export function verifyGitLabToken(expected: string, header: HeaderValue): void {
       `the ${gitLabTokenHeader} header is given more than once`,
     );
   }
-  const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
-  if (!timingSafeEqual(digest(header), digest(expected))) {
+  if (!sameSecret(header, expected)) {
     throw new WebhookAuthError(
       'mismatch',
       gitLabTokenHeader,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.ts';
+import { isUuid } from '../db/uuid.ts';
 import { notFound } from '../errors.ts';
 import type { SealedBox } from '../identity/sealed-box.ts';
 import type { TriggerChanges, TriggerProvider, TriggerSettings } from './trigger-settings.ts';
@@ -379,10 +380,6 @@ export class TriggerStore {
 
 function disabledBy(actor: string | null): string {
   return actor ? `disabled by ${actor}` : 'disabled';
-}
-
-export function isUuid(text: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text);
 }
 
 function fromRow(row: TriggerRow): Trigger {

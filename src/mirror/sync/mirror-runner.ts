@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database, Queryable } from '../../db/database.ts';
-import { ApiError, notFound } from '../../errors.ts';
+import { ApiError, messageOf, notFound } from '../../errors.ts';
 import type { EventFields } from '../../events/catalog.ts';
 import { subjectOfRepository, type Outbox } from '../../events/outbox.ts';
 import type { Digest } from '../../registry/digest.ts';
@@ -627,8 +627,4 @@ function runOf(row: RunRow): MirrorRun {
     bytesCopied: Number(row.bytes_copied),
     error: row.error,
   };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

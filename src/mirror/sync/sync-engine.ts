@@ -2,6 +2,7 @@ import type { LocalRegistryStore } from '../../registry/local-store.ts';
 import { parseRepositoryName, parseTag, type RepositoryName } from '../../registry/names.ts';
 import type { Actor } from '../../registry/store.ts';
 import type { ManifestHead, UpstreamClient } from '../upstream/client.ts';
+import { messageOf } from '../../errors.ts';
 import { UpstreamNotFoundError } from '../upstream/errors.ts';
 import { BandwidthLimiter } from './bandwidth.ts';
 import { ImageCopier } from './copy-image.ts';
@@ -237,8 +238,4 @@ function limiterOf(bytesPerSecond: number | null | undefined): BandwidthLimiter 
   return bytesPerSecond === undefined || bytesPerSecond === null
     ? undefined
     : new BandwidthLimiter(bytesPerSecond);
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { conflict, unauthenticated } from '../../../errors.ts';
+import { sameSecret } from '../../../identity/secrets.ts';
 import { toBuilderAssignment, type BuilderHello } from '../../../builder/build-control.ts';
 import type { BuildService } from '../../../builder/build-service.ts';
 import { answers, noContent } from '../routes.ts';
@@ -69,10 +69,6 @@ const buildEnd = z.object({
 
 const lost = (id: string) => conflict(`this builder does not hold build ${id} (it ended, or was swept)`);
 
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
 /**
  * The builder protocol under /api/v1/builder: builders authenticate with the shared builder secret
  * (`Authorization: Bearer …`), not as a user. 409 tells a builder it no longer holds the build.
@@ -82,10 +78,8 @@ export const builderProtocolRoutes: FastifyPluginAsyncZod<BuilderProtocolOptions
   { secret, buildService, hello },
 ) => {
   if (!secret) return;
-  // Hashed first, so the comparison takes the same time whatever the length of what was sent.
-  const expected = sha256(`Bearer ${secret}`);
   app.addHook('onRequest', async (request) => {
-    if (!timingSafeEqual(sha256(request.headers.authorization ?? ''), expected)) {
+    if (!sameSecret(request.headers.authorization ?? '', `Bearer ${secret}`)) {
       throw unauthenticated('builders authenticate with Authorization: Bearer <builds.builderSecret>');
     }
   });
