@@ -306,7 +306,7 @@ describe('BuilderWorker with buildah, git and a Slipway under test', () => {
     } finally {
       await builder.kill();
       // The builder's buildah and RUN step outlive a SIGKILL of the builder itself.
-      await killProcessesWithArgument(marker);
+      await killProcessesWithArgument(marker, workspace.path('process', 'root'));
     }
   });
 });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { setTimeout } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import { inject } from 'vitest';
 import type { OutputStream } from '../../src/builder/executors/index.ts';
@@ -70,15 +71,26 @@ export async function processWithArgumentExists(marker: string): Promise<boolean
   return (await processesWithArgument(marker)).length > 0;
 }
 
-/** SIGKILLs the processes that have `marker` as an argument (left behind by a builder killed in a test). */
-export async function killProcessesWithArgument(marker: string): Promise<void> {
-  for (const pid of await processesWithArgument(marker)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // it has ended
+/**
+ * SIGKILLs the processes that have one of `markers` as an argument (left behind by a builder killed in a
+ * test: its buildah and the RUN step outlive it), then waits until they are gone, so that nothing still
+ * writes into the directories the test removes next.
+ */
+export async function killProcessesWithArgument(...markers: string[]): Promise<void> {
+  const remaining = async () => (await Promise.all(markers.map(processesWithArgument))).flat();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const pids = await remaining();
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // it has ended
+      }
     }
+    await setTimeout(100);
   }
+  throw new Error(`processes with ${markers.join(' or ')} as an argument outlived SIGKILL for 5 s`);
 }
 
 /** `skopeo inspect` of a pushed image as the superuser: the digest of its manifest and its labels. */

@@ -181,6 +181,7 @@ export class ContainersWorkspace {
   }
 
   async remove(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+    // Retries: a buildah that was just killed may still be releasing files under its run root.
+    await rm(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
 }
