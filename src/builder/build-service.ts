@@ -7,7 +7,14 @@ import { refSelected, compileRefFilter } from '../triggers/ref-filter.ts';
 import { expandTagTemplates, parseTagTemplates, sanitizeTag } from '../triggers/tag-templates.ts';
 import type { CloneSecrets, Trigger, TriggerStore } from '../triggers/trigger-store.ts';
 import type { BuildQueue } from './build-queue.ts';
-import { type Build, type BuildEnd, type BuildStore, type NewBuild, type WorkPhase } from './build-store.ts';
+import {
+  type Build,
+  type BuildEnd,
+  type BuildRetention,
+  type BuildStore,
+  type NewBuild,
+  type WorkPhase,
+} from './build-store.ts';
 
 /** The credential a build pushes with: for its repository only, until the build's deadline. */
 export interface BuildCredentials {
@@ -34,6 +41,8 @@ export interface BuildServiceOptions {
   claimSeconds: number;
   /** How long a build may wait for a builder before it ends `internal_error`. */
   queueTimeoutSeconds: number;
+  /** Ended builds kept per repository; older ones are deleted with their logs' holds. */
+  retention: BuildRetention;
 }
 
 /** What a builder needs to run a build it claimed. */
@@ -233,6 +242,20 @@ export class BuildService {
       if (await this.#end(build.id, null, end)) ended++;
     }
     return ended + (await this.#endOverdue());
+  }
+
+  /**
+   * Deletes ended builds past retention; their archived logs are then collected by the next garbage
+   * collection. How many were deleted.
+   */
+  async applyRetention(): Promise<number> {
+    const batchSize = 500;
+    let deleted = 0;
+    for (;;) {
+      const batch = await this.#options.builds.deleteExpired(this.#options.retention, batchSize);
+      deleted += batch;
+      if (batch < batchSize) return deleted;
+    }
   }
 
   async #endOverdue(): Promise<number> {

@@ -67,6 +67,12 @@ export interface BuildEnd {
   phaseMs?: Partial<Record<WorkPhase, number>>;
 }
 
+/** How many ended builds a repository keeps, and for how long; 0 lifts either limit. */
+export interface BuildRetention {
+  keep: number;
+  maxAgeSeconds: number;
+}
+
 interface BuildRow {
   id: string;
   repository: string;
@@ -252,6 +258,29 @@ export class BuildStore {
       [waitingSince],
     );
     return rows;
+  }
+
+  /**
+   * Deletes ended builds past retention, a batch at a time: beyond the newest `keep` ended builds of
+   * their repository, or ended more than `maxAgeSeconds` ago; 0 lifts either limit. Their log holds go
+   * with them. Builds under way are never deleted, nor counted. How many were deleted.
+   */
+  async deleteExpired(retention: BuildRetention, batchSize: number): Promise<number> {
+    const { keep, maxAgeSeconds } = retention;
+    if (keep === 0 && maxAgeSeconds === 0) return 0;
+    const { rowCount } = await this.#db.query(
+      `DELETE FROM builds WHERE id IN (
+         SELECT id FROM (
+           SELECT id, finished_at,
+                  row_number() OVER (PARTITION BY repository_id ORDER BY queued_at DESC, id) AS newest
+             FROM builds WHERE NOT (${active})
+         ) ended
+          WHERE ($1::integer > 0 AND newest > $1::integer)
+             OR ($2::float8 > 0 AND finished_at < now() - make_interval(secs => $2::float8))
+          LIMIT $3::integer)`,
+      [keep, maxAgeSeconds, batchSize],
+    );
+    return rowCount;
   }
 
   async #get(db: Queryable, id: string): Promise<Build | null> {

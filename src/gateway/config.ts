@@ -110,6 +110,10 @@ const buildsSchema = z.strictObject({
   /** The local builder's buildah `--isolation` (`oci`, `chroot`, `rootless`) and `--storage-driver`. */
   isolation: z.string().min(1).optional(),
   storageDriver: z.string().min(1).optional(),
+  /** Ended builds kept per repository, with their logs: the newest `keep`, none ended more than `maxAge` ago; 0 lifts either limit. */
+  retention: z
+    .strictObject({ keep: z.number().int().nonnegative().default(100), maxAge: duration.default(90 * 86400) })
+    .default({ keep: 100, maxAge: 90 * 86400 }),
 });
 
 /** One path component, as a namespace: the upstream's name is where clients find it (`dockerhub/…`). */

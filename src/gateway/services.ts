@@ -238,16 +238,18 @@ export async function createServices(config: Config): Promise<Services> {
       },
       archiveLog: async (buildId) => {
         const archived = await buildLogArchive.archive(buildId);
-        await db.query('INSERT INTO blob_holds (digest, holder) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
-          archived.digest,
-          `build-log:${buildId}`,
-        ]);
+        // The hold goes with the build (retention, or its repository's deletion); GC then takes the log.
+        await db.query(
+          'INSERT INTO blob_holds (digest, holder, build_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+          [archived.digest, `build-log:${buildId}`, buildId],
+        );
         return archived.digest;
       },
       registryHost: () => new URL(publicUrl.value).host,
       timeoutSeconds: config.builds.timeout,
       claimSeconds: config.builds.claim,
       queueTimeoutSeconds: config.builds.queueTimeout,
+      retention: { keep: config.builds.retention.keep, maxAgeSeconds: config.builds.retention.maxAge },
     });
     const subscriptions = new SubscriptionStore({
       db,
