@@ -65,6 +65,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     builds: services.builds,
     buildService: services.buildService,
     buildLogs: services.buildLogs,
+    builders: services.builders,
     publicUrl: () => services.publicUrl.value,
     builderProtocol: {
       secret: services.config.builds.builderSecret,

@@ -39,6 +39,7 @@ import { BuildLogReader } from '../builder/logs/reader.ts';
 import { BuildQueue } from '../builder/build-queue.ts';
 import { BuildService } from '../builder/build-service.ts';
 import { BuildStore } from '../builder/build-store.ts';
+import { BuilderRoster } from '../builder/builder-roster.ts';
 import { TriggerStore } from '../triggers/trigger-store.ts';
 import { createAuth, type Auth } from './auth/compose.ts';
 import type { Config } from './config.ts';
@@ -73,6 +74,8 @@ export interface Services {
   buildService: BuildService;
   /** Live build logs in Redis, and their archives in blob storage once builds end. */
   buildLogs: { keyPrefix: string; reader: BuildLogReader; archive: BuildLogArchive };
+  /** The builders announcing themselves, and the builds each holds. */
+  builders: BuilderRoster;
   gc: GarbageCollector;
   gcPolicy: GcPolicy;
   /** Notes pulls of cached tags and writes them in batches; `start` it where pulls are served. */
@@ -222,6 +225,8 @@ export async function createServices(config: Config): Promise<Services> {
         archivedLogOf: async (buildId: string) => (await builds.get(buildId))?.logDigest as Digest | null,
       }),
     };
+    const builders = new BuilderRoster({ db, redis: logRedis, prefix });
+    builders.registerMetrics(metricsRegistry);
     const { buildTokens } = auth;
     const buildService = new BuildService({
       db,
@@ -284,6 +289,7 @@ export async function createServices(config: Config): Promise<Services> {
       builds,
       buildService,
       buildLogs,
+      builders,
       gc,
       gcPolicy,
       pullTracker,

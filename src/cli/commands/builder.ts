@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { pino } from 'pino';
+import { apiContext } from '../context.ts';
 import { usageError } from '../errors.ts';
 import { logLevelOption } from '../local-config.ts';
+import { time, type Column } from '../output.ts';
 import { positiveInteger } from '../parse.ts';
 
 interface BuilderFlags {
-  gateway: string;
+  gateway?: string;
   name?: string;
   concurrency: number;
   executor: 'buildah' | 'docker';
@@ -34,17 +36,94 @@ function pullMirror(
   return [...(previous ?? []), { registry: match[1]!, mirror: match[2]! }];
 }
 
+/** A build a builder holds, as GET /builders answers. */
+export interface BuilderBuildResource {
+  id: string;
+  repository: string;
+  phase: 'cloning' | 'building' | 'pushing';
+  phaseSince: string;
+  startedAt: string | null;
+  claimExpiresAt: string | null;
+  logUrl: string;
+}
+
+/** A builder, as GET /builders answers: live, or gone but still holding builds. */
+export interface BuilderResource {
+  name: string;
+  state: 'live' | 'gone';
+  executor: string | null;
+  concurrency: number | null;
+  host: string | null;
+  pid: number | null;
+  version: string | null;
+  startedAt: string | null;
+  heartbeatAt: string | null;
+  builds: BuilderBuildResource[];
+}
+
+const builderColumns: ReadonlyArray<Column<BuilderResource>> = [
+  { header: 'name', value: (builder) => builder.name },
+  { header: 'state', value: (builder) => builder.state },
+  { header: 'executor', value: (builder) => builder.executor },
+  {
+    header: 'builds',
+    value: (builder) =>
+      builder.concurrency === null
+        ? builder.builds.length
+        : `${builder.builds.length}/${builder.concurrency}`,
+  },
+  { header: 'host', value: (builder) => builder.host },
+  { header: 'version', value: (builder) => builder.version },
+  { header: 'started', value: (builder) => time(builder.startedAt) },
+  { header: 'heartbeat', value: (builder) => time(builder.heartbeatAt) },
+];
+
+type HeldBuildRow = BuilderBuildResource & { builder: string };
+
+const heldBuildColumns: ReadonlyArray<Column<HeldBuildRow>> = [
+  { header: 'builder', value: (build) => build.builder },
+  { header: 'build', value: (build) => build.id },
+  { header: 'repository', value: (build) => build.repository },
+  { header: 'phase', value: (build) => build.phase },
+  { header: 'since', value: (build) => time(build.phaseSince) },
+  { header: 'claim expires', value: (build) => time(build.claimExpiresAt) },
+];
+
+/** `slipway builder list`: the builders, then the builds they hold. */
+function registerBuilderList(builder: Command): void {
+  builder
+    .command('list')
+    .description(
+      'the builders taking builds and what each is doing, and those gone that still hold builds (superusers)',
+    )
+    .action(async (_flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const { builders } = await api.get<{ builders: BuilderResource[] }>('/builders');
+      const held = builders.flatMap((builder) =>
+        builder.builds.map((build) => ({ ...build, builder: builder.name })),
+      );
+      out.compose(builders, () => {
+        out.list(builders, builderColumns, 'no builders are taking builds');
+        if (held.length === 0) return;
+        out.line('');
+        out.list(held, heldBuildColumns, '');
+      });
+      for (const gone of builders.filter((builder) => builder.state === 'gone')) {
+        out.note(
+          `${gone.name} announces itself no more: its builds end once their claim expires, when the build sweeper finds them`,
+        );
+      }
+    });
+}
+
 export function registerBuilder(program: Command): void {
-  program
+  const builder = program
     .command('builder')
     .description(
       'run builds off the cluster: take build jobs from Redis, clone, build with buildah (or a Docker/Podman engine) and push to the gateway',
     )
-    .requiredOption(
-      '--gateway <url>',
-      "the gateway's URL (env SLIPWAY_GATEWAY_URL)",
-      process.env.SLIPWAY_GATEWAY_URL,
-    )
+    // Not a required option: commander would ask for it of `builder list` too.
+    .option('--gateway <url>', "the gateway's URL (env SLIPWAY_GATEWAY_URL)", process.env.SLIPWAY_GATEWAY_URL)
     .option(
       '--name <name>',
       'this builder’s name, unique per installation (default: host name and a random suffix)',
@@ -82,6 +161,7 @@ export function registerBuilder(program: Command): void {
         'On SIGTERM the builder takes no more builds; those running stop and end internal_error, to be started again.',
     )
     .action(async (flags: BuilderFlags) => {
+      if (!flags.gateway) throw usageError("required option '--gateway <url>' not specified");
       const secret = process.env.SLIPWAY_BUILDER_SECRET;
       if (!secret) throw usageError('set SLIPWAY_BUILDER_SECRET to the gateway’s builds.builderSecret');
       if (flags.dockerHost && flags.executor !== 'docker')
@@ -134,4 +214,5 @@ export function registerBuilder(program: Command): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+  registerBuilderList(builder);
 }

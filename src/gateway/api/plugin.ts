@@ -21,6 +21,7 @@ import type { MirrorGuard } from '../../mirror/sync/mirror-guard.ts';
 import type { MirrorStore } from '../../mirror/sync/mirror-store.ts';
 import type { BuildService } from '../../builder/build-service.ts';
 import type { BuildStore } from '../../builder/build-store.ts';
+import type { BuilderRoster } from '../../builder/builder-roster.ts';
 import type { BuildLogReader } from '../../builder/logs/reader.ts';
 import type { TriggerStore } from '../../triggers/trigger-store.ts';
 import { principalOf } from './authentication.ts';
@@ -36,6 +37,7 @@ import { callerRoutes } from './routes/caller.ts';
 import { mirrorRoutes } from './routes/mirrors.ts';
 import { triggerRoutes } from './routes/triggers.ts';
 import { buildRoutes } from './routes/builds.ts';
+import { builderRoutes } from './routes/builders.ts';
 import { builderProtocolRoutes, type BuilderProtocolOptions } from './routes/builder-protocol.ts';
 import type { RouteOptions } from './routes.ts';
 
@@ -69,6 +71,8 @@ export interface ApiOptions {
   buildService: BuildService;
   /** Reads build logs, live or archived. */
   buildLogs: { reader: BuildLogReader };
+  /** The builders taking builds, and what each is doing (the `/builders` route). */
+  builders: Pick<BuilderRoster, 'list'>;
   /** Where clients reach the gateway: webhook and log URLs are made from it. */
   publicUrl: () => string;
   /** The builder protocol (`/builder` routes), for builders holding the builder secret. */
@@ -158,6 +162,7 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
     builds: options.builds,
     buildService: options.buildService,
     buildLogs: options.buildLogs,
+    builders: options.builders,
     publicUrl: options.publicUrl,
     contextOf: (request) => ({ ip: request.ip }),
   };
@@ -173,6 +178,7 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (app, options) =>
   await app.register(mirrorRoutes, routes);
   await app.register(triggerRoutes, routes);
   await app.register(buildRoutes, routes);
+  await app.register(builderRoutes, routes);
   if (options.builderProtocol) {
     await app.register(builderProtocolRoutes, { prefix: '/builder', ...options.builderProtocol });
   }
