@@ -153,9 +153,11 @@ export interface PostReceiveHookOptions {
 
 /**
  * A POSIX sh `post-receive` hook for a bare repository: for every branch or tag the push created or
- * moved (deletions are skipped) it POSTs the custom payload, signed with `openssl dgst -sha256 -hmac`, with
- * curl, and prints Slipway's answer to the pusher. Options it cannot use are an ApiError (400). The push has already succeeded when a post-receive hook
- * runs, so the hook always exits 0; a refused or failed request is reported, not fatal.
+ * moved (deletions are skipped) it POSTs the custom payload, signed with HMAC-SHA256, with curl, and
+ * prints Slipway's answer to the pusher. The secret is never a command's argument, so `ps` on the git
+ * server does not show it. Options it cannot use are an ApiError (400). The push has already succeeded
+ * when a post-receive hook runs, so the hook always exits 0; a refused or failed request is reported, not
+ * fatal.
  */
 export function postReceiveHookScript(options: PostReceiveHookOptions): string {
   const url = options.webhookUrl;
@@ -186,7 +188,6 @@ export function postReceiveHookScript(options: PostReceiveHookOptions): string {
 # Slipway post-receive hook: asks Slipway to build every branch or tag a push creates or moves.
 # Install it as hooks/post-receive in the bare repository and make it executable (chmod +x).
 # It needs git, openssl and curl. The secret comes from ${secretSource}.
-# openssl takes it as an argument, so on a git server shared with untrusted users they can see it with ps.
 # The push has already succeeded when this runs: a failed request is reported, it does not undo the push.
 
 webhook_url=${shellQuote(url)}
@@ -203,6 +204,43 @@ for tool in openssl curl; do
     exit 0
   fi
 done
+# The secret goes only through printf, which must be the shell's own: a printf program's arguments,
+# like any program's, are visible to every user of the machine.
+case "$(command -V printf 2>/dev/null)" in
+  *builtin*) ;;
+  *) echo "slipway: this shell has no builtin printf to sign with; no build requested" >&2; exit 0 ;;
+esac
+
+# HMAC-SHA256 by its definition (RFC 2104): SHA256((K ^ opad) || SHA256((K ^ ipad) || message)), with K
+# the secret (or its SHA-256 when longer than a block) zero-padded to SHA-256's 64-byte block. openssl
+# only hashes (its -hmac option would take the secret as an argument); printf writes the padded keys.
+key_hex=$(printf '%s' "$secret" | od -An -v -tx1)
+if [ $(($(printf '%s' "$secret" | wc -c))) -gt 64 ]; then
+  key_hex=$(printf '%s' "$secret" | openssl dgst -sha256 -binary | od -An -v -tx1)
+fi
+
+# Prints the padded key XORed with the byte $1, as printf escapes (\ooo).
+padded_key() {
+  escapes='' count=0
+  for byte in $key_hex; do
+    n=$((0x$byte ^ $1))
+    escapes="$escapes\\$((n / 64))$((n / 8 % 8))$((n % 8))"
+    count=$((count + 1))
+  done
+  while [ "$count" -lt 64 ]; do
+    escapes="$escapes\\$(($1 / 64))$(($1 / 8 % 8))$(($1 % 8))"
+    count=$((count + 1))
+  done
+  printf '%s' "$escapes"
+}
+inner_key=$(padded_key $((0x36)))
+outer_key=$(padded_key $((0x5c)))
+
+# Prints the hex HMAC-SHA256 of its argument keyed with the secret.
+hmac_sha256() {
+  { printf "$outer_key"; { printf "$inner_key"; printf '%s' "$1"; } | openssl dgst -sha256 -binary; } |
+    openssl dgst -sha256 | sed 's/^.*= *//'
+}
 
 # Prints its argument as a JSON string: quotes, backslashes and control characters escaped.
 json_string() {
@@ -248,7 +286,7 @@ while read -r oldrev newrev refname; do
   body="$body,\"author\":{\"name\":$(json_string "$author_name"),\"email\":$(json_string "$author_email")}"
   body="$body,\"message\":$(json_string "$message"),\"pushedAt\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}"
 
-  signature=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" | sed 's/^.*= *//')
+  signature=$(hmac_sha256 "$body")
   if ! answer=$(printf '%s' "$body" | curl --silent --show-error --max-time 30 --request POST \
     --header 'Content-Type: application/json' \
     --header "X-Slipway-Signature-256: sha256=$signature" \

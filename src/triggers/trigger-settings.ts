@@ -49,7 +49,9 @@ const buildArgs = z
     z.string().max(10_000),
   )
   .refine((args) => Object.keys(args).length <= 100, { error: 'at most 100 build arguments' })
-  .describe("ARG values; they show in the builder's process list, so no secrets here");
+  .describe(
+    'ARG values, passed to buildah through its environment rather than its command line; like any ARG they are kept in the image history, so use no secrets here',
+  );
 
 const tagTemplates = z
   .array(z.string().min(1).max(200).superRefine(refineWith(parseTagTemplate)))

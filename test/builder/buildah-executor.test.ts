@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BuildahExecutor,
@@ -6,8 +7,11 @@ import {
   type BuildRequest,
 } from '../../src/builder/executors/index.ts';
 import { startSecuredSlipway } from '../helpers/auth.ts';
+import { watchCommandLines } from '../helpers/command-lines.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import { credsOf, type IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
+import { tarFiles } from '../helpers/oci-layout.ts';
+import { describeLayout } from '../helpers/sample-images.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { setUpExecutorTests, workspaceBuildah, type ExecutorTestSetup } from './executor-fixtures.ts';
 import { LineRecorder, processWithArgumentExists } from './fixtures.ts';
@@ -100,6 +104,61 @@ describe('BuildahExecutor with buildah and a Slipway under test', () => {
     });
     expect(lines.texts).toContain('greeting is ahoy');
     expect((await inspect(`${slipway.host}/acme/app:latest`)).digest).toBe(result.digest);
+  });
+
+  it('gives build arguments their exact values without putting them on any command line', async () => {
+    const token = `tok en=${randomUUID()} "quoted" 'and' \\ back\nnext line=ünï\n`;
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nARG TOKEN\nARG EMPTY\nRUN printf '%s' "$TOKEN" > /token && printf '[%s]' "$EMPTY" > /empty\n`,
+    });
+    const watch = watchCommandLines();
+    const result = await executor
+      .build(request(context, { buildArgs: { TOKEN: token, EMPTY: '' } }), { onLine: () => {} })
+      .finally(() => watch.stop());
+    const seen = await watch.stop();
+
+    const out = workspace.path('out', 'build-args');
+    await workspace.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      credsOf(builder),
+      `docker://${slipway.host}/acme/app:latest`,
+      `oci:${out}:1`,
+    ]);
+    const image = await describeLayout(out, '1');
+    expect(image.digest).toBe(result.digest);
+    const files = tarFiles(await image.layout.blob(image.manifest.layers!.at(-1)!.digest));
+    expect(files.get('token')?.toString('utf8')).toBe(token);
+    expect(files.get('empty')?.toString('utf8')).toBe('[]');
+
+    expect(seen.some((args) => args.includes('bud'))).toBe(true);
+    const tokenPart = token.split('\n')[0]!;
+    expect(seen.filter((args) => args.some((arg) => arg.includes(tokenPart)))).toEqual([]);
+  });
+
+  it("passes build arguments named like buildah's own settings (HTTPS_PROXY) without changing how buildah runs", async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nARG HTTPS_PROXY\nARG TMPDIR\nRUN printf '%s|%s' "$HTTPS_PROXY" "$TMPDIR" > /proxy\n`,
+    });
+    const proxy = 'http://proxy.invalid:3128';
+    const result = await executor.build(
+      request(context, { buildArgs: { HTTPS_PROXY: proxy, TMPDIR: '/nonexistent/tmp' } }),
+      { onLine: () => {} },
+    );
+    const out = workspace.path('out', 'predefined-args');
+    await workspace.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      credsOf(builder),
+      `docker://${slipway.host}/acme/app:latest`,
+      `oci:${out}:1`,
+    ]);
+    const image = await describeLayout(out, '1');
+    expect(image.digest).toBe(result.digest);
+    const files = tarFiles(await image.layout.blob(image.manifest.layers!.at(-1)!.digest));
+    expect(files.get('proxy')?.toString('utf8')).toBe(`${proxy}|/nonexistent/tmp`);
   });
 
   it('pulls FROM images through a pull mirror', async () => {

@@ -1,8 +1,10 @@
+import { createHmac } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   parseCustomPayload,
@@ -11,6 +13,7 @@ import {
   type HookSecret,
 } from '../../src/triggers/custom-git.ts';
 import { WebhookRefusedError } from '../../src/triggers/errors.ts';
+import { watchCommandLines } from '../helpers/command-lines.ts';
 import { requireTool, run } from '../helpers/tools.ts';
 
 /*
@@ -32,6 +35,10 @@ let dir: string;
 let server: Server;
 let webhookUrl: string;
 let received: Received[] = [];
+/** The secret the stand-in for Slipway verifies with. */
+let serverSecret = secret;
+/** How long the stand-in for Slipway takes to answer. */
+let answerDelayMs = 0;
 
 /** git with no user or system configuration, committing as `author`. */
 const gitEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
@@ -76,9 +83,10 @@ beforeAll(async () => {
     request.on('end', () => {
       const body = Buffer.concat(chunks);
       received.push({ headers: request.headers, body: body.toString('utf8') });
-      verifyCustomSignature(secret, body, request.headers['x-slipway-signature-256']).then(
-        () => {
+      verifyCustomSignature(serverSecret, body, request.headers['x-slipway-signature-256']).then(
+        async () => {
           const { event } = parseCustomPayload(JSON.parse(body.toString('utf8')));
+          await delay(answerDelayMs);
           response.writeHead(202, { 'content-type': 'application/json' });
           response.end(
             JSON.stringify({ queued: `build of ${event.ref.name} at ${event.commit.slice(0, 7)}` }),
@@ -102,6 +110,8 @@ afterAll(async () => {
 
 beforeEach(() => {
   received = [];
+  serverSecret = secret;
+  answerDelayMs = 0;
 });
 
 describe('the post-receive hook in a bare repository', () => {
@@ -201,5 +211,61 @@ describe('the post-receive hook in a bare repository', () => {
     expect(push.stderr).toContain(
       'remote: slipway: no webhook secret (the SLIPWAY_TRIGGER_SECRET environment variable); no build requested',
     );
+  });
+});
+
+describe('the post-receive hook’s signature', () => {
+  const signatureOf = (key: string, body: string) =>
+    `sha256=${createHmac('sha256', key).update(body, 'utf8').digest('hex')}`;
+
+  it('is the HMAC-SHA256 Node computes, for any secret and payload', async () => {
+    const { work } = await repositoryWithHook('hmac', { env: 'SLIPWAY_TRIGGER_SECRET' });
+    const cases = [
+      { secret: 's3cr3t', message: 'Plain ASCII' },
+      // '6' and '\\' are the bytes the pads turn into NUL.
+      { secret: `66\\6\\ it's "$HOME" %s`, message: 'Quotes "double" and \'single\', 100% %s %d' },
+      { secret: 'k'.repeat(64), message: 'A secret of exactly one block\n\nsecond paragraph' },
+      { secret: 'k'.repeat(65), message: 'A secret one byte longer than a block, hashed first' },
+      // 40 characters but 80 bytes: longer than a block.
+      { secret: 'ü'.repeat(40), message: 'Ünïcödé, emoji 🚢 and\ttabs\r\nand CRLF' },
+      { secret: `line one\nline two ${'ключ'.repeat(20)}`, message: 'Back\\slashes \\n \\\\ stay' },
+    ];
+    for (const { secret: key, message } of cases) {
+      received = [];
+      serverSecret = key;
+      await gitIn(work, ['commit', '--quiet', '--allow-empty', '--cleanup=verbatim', '-m', message]);
+      const push = await gitIn(work, ['push', 'origin', 'main'], { SLIPWAY_TRIGGER_SECRET: key });
+
+      expect(received, push.stderr).toHaveLength(1);
+      const [request] = received;
+      expect(parseCustomPayload(JSON.parse(request!.body)).event.message).toBe(message);
+      expect(request!.headers['x-slipway-signature-256'], JSON.stringify(key)).toBe(
+        signatureOf(key, request!.body),
+      );
+      expect(push.stderr).toContain('remote: slipway: refs/heads/main: {"queued":');
+    }
+  });
+
+  it('is computed without the secret on any command line', async () => {
+    const longSecret = `hook-secret-${'x'.repeat(80)}`;
+    const { work } = await repositoryWithHook('ps', { env: 'SLIPWAY_TRIGGER_SECRET' });
+    await gitIn(work, ['commit', '--quiet', '-m', 'Watched']);
+    const branches = ['main', 'one', 'two', 'three', 'four'];
+    serverSecret = longSecret;
+    answerDelayMs = 200;
+
+    const watch = watchCommandLines();
+    const push = await gitIn(
+      work,
+      ['push', 'origin', ...branches.map((branch) => `HEAD:refs/heads/${branch}`)],
+      { SLIPWAY_TRIGGER_SECRET: longSecret },
+    ).finally(() => watch.stop());
+    const seen = await watch.stop();
+
+    expect(received, push.stderr).toHaveLength(branches.length);
+    // The watch did see the hook's short-lived openssl and its curl, whose arguments hold no secret.
+    expect(seen.some((args) => args.includes('dgst'))).toBe(true);
+    expect(seen.some((args) => args.some((arg) => arg.startsWith('X-Slipway-Signature-256:')))).toBe(true);
+    expect(seen.filter((args) => args.some((arg) => arg.includes(longSecret)))).toEqual([]);
   });
 });

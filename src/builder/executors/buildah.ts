@@ -32,6 +32,47 @@ export interface BuildahExecutorOptions {
 }
 
 /**
+ * Environment variables that buildah, its libraries, the Go runtime or the C library read. A build
+ * argument of one of these names (HTTP_PROXY and the like are Docker's predefined ones) would change how
+ * buildah itself runs if it came through the environment.
+ */
+const variablesBuildahReads = new Set([
+  ...['PATH', 'HOME', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL', 'TZ', 'LANG', 'LANGUAGE', 'NOTIFY_SOCKET'],
+  ...['REGISTRY_AUTH_FILE', 'STORAGE_DRIVER', 'STORAGE_OPTS'],
+  ...['GODEBUG', 'GOGC', 'GOMAXPROCS', 'GOMEMLIMIT', 'GOTRACEBACK'],
+  ...['HTTP', 'HTTPS', 'FTP', 'ALL', 'NO'].flatMap((proxy) => [
+    `${proxy}_PROXY`,
+    `${proxy.toLowerCase()}_proxy`,
+  ]),
+]);
+const prefixesBuildahReads = /^(?:_?BUILDAH|_?CONTAINERS|XDG|LD|LC|DOCKER|SSL|DBUS|SYSTEMD)_/;
+
+/** Whether buildah reads this variable itself, so that a build argument of this name must not come through its environment. */
+export function buildahReadsVariable(name: string): boolean {
+  return variablesBuildahReads.has(name) || prefixesBuildahReads.test(name);
+}
+
+/**
+ * `--build-arg` options and the environment that carries their values. A build argument may be a token:
+ * only its name goes on the command line, which every user of the machine can read, and buildah takes the
+ * value of `--build-arg NAME` from its environment. Names buildah reads itself go on the command line
+ * whole, as they always did.
+ */
+function buildArgOptions(buildArgs: Record<string, string>): { args: string[]; env: Record<string, string> } {
+  const args: string[] = [];
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(buildArgs)) {
+    if (buildahReadsVariable(name)) {
+      args.push('--build-arg', `${name}=${value}`);
+    } else {
+      args.push('--build-arg', name);
+      env[name] = value;
+    }
+  }
+  return { args, env };
+}
+
+/**
  * Builds with `buildah bud` and pushes with `buildah push`. The image is built under a name of its own in
  * local storage and removed after the push; the step layers stay as the layer cache.
  */
@@ -64,11 +105,11 @@ export class BuildahExecutor implements Executor {
           request.tlsVerify === false,
         );
       }
-      const run = (phase: string, args: string[]) =>
+      const run = (phase: string, args: string[], runEnv = env) =>
         runStreamed({
           command: this.#options.buildah ?? 'buildah',
           args: [...this.#globalArgs(), ...args],
-          env,
+          env: runEnv,
           output,
           phase,
           killGraceMs: this.#options.killGraceMs ?? 10_000,
@@ -81,11 +122,11 @@ export class BuildahExecutor implements Executor {
       if (this.#options.layers ?? true) budArgs.push('--layers');
       if (this.#options.isolation) budArgs.push('--isolation', this.#options.isolation);
       if (this.#options.format) budArgs.push('--format', this.#options.format);
-      for (const [name, value] of Object.entries(prepared.buildArgs))
-        budArgs.push('--build-arg', `${name}=${value}`);
+      const buildArgs = buildArgOptions(prepared.buildArgs);
+      budArgs.push(...buildArgs.args);
       for (const [name, value] of Object.entries(prepared.labels))
         budArgs.push('--label', `${name}=${value}`);
-      await run('build', [...budArgs, prepared.contextDir]);
+      await run('build', [...budArgs, prepared.contextDir], { ...env, ...buildArgs.env });
       const build = performance.now() - buildStarted;
       const sizeBytes = await this.#imageSize(localName, env);
 
