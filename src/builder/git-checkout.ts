@@ -60,6 +60,8 @@ export async function checkoutCommit(request: CheckoutRequest): Promise<string> 
         phase,
         killGraceMs: request.killGraceMs ?? 5_000,
         ...(request.signal && { signal: request.signal }),
+      }).catch((error: unknown) => {
+        throw accessRefused(error, request) ?? error;
       });
     };
     await runStreamed({
@@ -106,6 +108,33 @@ export async function checkoutCommit(request: CheckoutRequest): Promise<string> 
   } finally {
     await rm(secretDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A clone the server refused to authenticate, said plainly: git's own words for it ("could not read
+ * Username": the server wants credentials it did not take) send users looking in the wrong place.
+ */
+function accessRefused(error: unknown, request: CheckoutRequest): CheckoutError | undefined {
+  if (!(error instanceof BuildFailedError)) return undefined;
+  const output = error.outputTail.join('\n');
+  const { token, deployKey } = request.credentials;
+  if (/could not read Username|Authentication failed|returned error: 40[13]/.test(output)) {
+    return new CheckoutError(
+      token
+        ? `${request.url} refused the trigger's token: check its clone credentials (token and user name), and that they may read the repository`
+        : `${request.url} asks for credentials: give the trigger a token`,
+      { cause: error },
+    );
+  }
+  if (/Permission denied \(publickey/.test(output)) {
+    return new CheckoutError(
+      deployKey
+        ? `${request.url} refused the trigger's deploy key: check that the repository has its public key`
+        : `${request.url} asks for an SSH key: give the trigger a deploy key`,
+      { cause: error },
+    );
+  }
+  return undefined;
 }
 
 async function gitEnvironment(request: CheckoutRequest, secretDir: string): Promise<NodeJS.ProcessEnv> {

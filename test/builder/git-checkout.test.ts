@@ -2,8 +2,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloneSecrets } from '../../src/triggers/trigger-store.ts';
 import { CheckoutError, checkoutCommit } from '../../src/builder/git-checkout.ts';
 import { SecretMasker } from '../../src/builder/output/secret-masker.ts';
+import { commandLines, watchCommandLines } from '../helpers/command-lines.ts';
+import { sshKeyPair, startGitHttpServer, startGitSshServer } from '../helpers/git-servers.ts';
 import { GitRepository } from './git-fixtures.ts';
 import { LineRecorder } from './fixtures.ts';
 
@@ -66,5 +69,74 @@ describe('checkoutCommit with a local bare repository', () => {
   it('refuses transports that run commands', async () => {
     const { done } = checkout({ url: 'ext::sh -c touch% /tmp/pwned', ref: 'refs/heads/main' });
     await expect(done).rejects.toThrow(/clone failed/);
+  });
+});
+
+describe('checkoutCommit with clone credentials', () => {
+  let dir: string;
+  let repository: GitRepository;
+  let commit: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'slipway-checkout-credentials-'));
+    repository = await GitRepository.create(dir, 'private');
+    commit = await repository.commit({ 'secret-sauce.txt': 'tomatoes\n' });
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const checkout = (url: string, credentials: CloneSecrets, env: NodeJS.ProcessEnv = process.env) =>
+    checkoutCommit({
+      dir: join(dir, `checkout-${Object.keys(credentials).join('-')}`),
+      url,
+      ref: 'refs/heads/main',
+      commit,
+      credentials,
+      masker: new SecretMasker([]),
+      onLine: () => {},
+      env,
+    });
+
+  it('sends the token over HTTPS without putting it on any command line', async () => {
+    const token = 'glpat-checkout-token-5f0e2a';
+    /** Every process's command line, read while the server held one of the clone's requests. */
+    const duringClone: string[][] = [];
+    const https = await startGitHttpServer({
+      root: dir,
+      user: 'ci-reader',
+      token,
+      onRequest: () => void duringClone.push(...commandLines()),
+    });
+    const url = https.url(repository.bare);
+    try {
+      const env = { ...process.env, GIT_SSL_CAINFO: https.certificateFile };
+      expect(await checkout(url, { token, username: 'ci-reader' }, env)).toBe(commit);
+      expect(https.requests).toContainEqual(expect.objectContaining({ user: 'ci-reader', status: 200 }));
+    } finally {
+      await https.stop();
+    }
+    // git was among the processes read, waiting for the server's answer.
+    expect(duringClone.some((args) => args.includes(url))).toBe(true);
+    const basic = Buffer.from(`ci-reader:${token}`).toString('base64');
+    for (const secret of [token, basic]) {
+      expect(duringClone.filter((args) => args.join(' ').includes(secret))).toEqual([]);
+    }
+  });
+
+  it('hands the deploy key to ssh in a file, not on its command line', async () => {
+    const key = await sshKeyPair(dir, 'deploy');
+    const sshd = await startGitSshServer(join(dir, 'sshd'), [key.publicKey]);
+    const watch = watchCommandLines();
+    try {
+      expect(await checkout(sshd.url(repository.bare), { deployKey: key.privateKey })).toBe(commit);
+    } finally {
+      await watch.stop();
+      await sshd.stop();
+    }
+    const seen = await watch.stop();
+    expect(seen.some((args) => args[0] === 'ssh' && args.includes('IdentitiesOnly=yes'))).toBe(true);
+    const keyLines = key.privateKey.split('\n').filter((line) => line.length >= 16);
+    expect(seen.filter((args) => keyLines.some((line) => args.join(' ').includes(line)))).toEqual([]);
   });
 });
