@@ -1,3 +1,4 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BuildCancelledError,
@@ -8,6 +9,7 @@ import {
 import { startSecuredSlipway } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import { credsOf, type Login } from '../helpers/identity-fixtures.ts';
+import { OciLayout, tarFiles } from '../helpers/oci-layout.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { setUpExecutorTests, type ExecutorTestSetup } from './executor-fixtures.ts';
 import { LineRecorder, startPodmanService, type PodmanService } from './fixtures.ts';
@@ -43,6 +45,37 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
   const request = (contextDir: string, overrides?: Partial<BuildRequest>) =>
     setup.request(contextDir, overrides);
   const inspect = (reference: string) => setup.inspect(reference);
+  let layouts = 0;
+  /** The regular files of a pushed image, from its layers, by path. */
+  const imageFiles = async (reference: string): Promise<string[]> => {
+    const layout = new OciLayout(workspace.path('out', `image-${++layouts}`));
+    await workspace.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      credsOf(builder),
+      `docker://${reference}`,
+      `oci:${layout.dir}:pulled`,
+    ]);
+    const manifest = await layout.manifest((await layout.descriptor('pulled')).digest);
+    const files: string[] = [];
+    for (const layer of manifest.layers ?? [])
+      files.push(...tarFiles(await layout.blob(layer.digest)).keys());
+    return files.sort();
+  };
+
+  /** Builds through a socket that counts what goes to the engine; the bytes sent. */
+  const buildCounted = async (buildRequest: BuildRequest): Promise<number> => {
+    const proxy = await countingSocket(podman.socketPath, workspace.path('podman', 'counted.sock'));
+    try {
+      const counted = new DockerApiExecutor({ docker: { socketPath: proxy.socketPath } });
+      await counted.build(buildRequest, { onLine: () => {} });
+      return proxy.sentBytes();
+    } finally {
+      await proxy.close();
+    }
+  };
+  const bigFile = 'x'.repeat(8 << 20);
 
   it('builds, pushes every tag with the revision and source labels, and reports the digest', async () => {
     const context = await newContext({
@@ -72,6 +105,49 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
     }
     expect(result.digest).toBe(result.pushed[0]!.digest);
     expect(lines.texts.some((text) => text.includes('COPY hello.txt'))).toBe(true);
+  });
+
+  it('leaves what .dockerignore excludes out of the context it sends and of the image', async () => {
+    const context = await newContext({
+      Dockerfile: 'FROM scratch\nCOPY . /ctx\n',
+      '.dockerignore': '# not for the image\nsecret.txt\nlogs/**\n!logs/keep.log\n/big.bin\n',
+      'app.txt': 'app\n',
+      'secret.txt': 'token\n',
+      'logs/today.log': 'noise\n',
+      'logs/keep.log': 'kept\n',
+      'big.bin': bigFile,
+    });
+    const destination = `${slipway.host}/acme/app:ignored`;
+    const sent = await buildCounted(request(context, { destinations: [destination] }));
+    expect(await imageFiles(destination)).toEqual([
+      'ctx/.dockerignore',
+      'ctx/Dockerfile',
+      'ctx/app.txt',
+      'ctx/logs/keep.log',
+    ]);
+    // Podman would apply .dockerignore itself; what matters is that excluded files never leave this machine.
+    expect(sent).toBeLessThan(1 << 20);
+  });
+
+  it('applies the ignore file beside the Dockerfile in place of .dockerignore', async () => {
+    const context = await newContext({
+      Dockerfile: 'FROM scratch\nCOPY . /ctx\n',
+      'Dockerfile.dockerignore': '*.key\nnotes/\nbig.bin\n',
+      '.dockerignore': 'app.txt\n',
+      'app.txt': 'app\n',
+      'deploy.key': 'secret\n',
+      'notes/todo.md': 'notes\n',
+      'big.bin': bigFile,
+    });
+    const destination = `${slipway.host}/acme/app:beside`;
+    const sent = await buildCounted(request(context, { destinations: [destination] }));
+    expect(await imageFiles(destination)).toEqual([
+      'ctx/.dockerignore',
+      'ctx/Dockerfile',
+      'ctx/Dockerfile.dockerignore',
+      'ctx/app.txt',
+    ]);
+    expect(sent).toBeLessThan(1 << 20);
   });
 
   it('runs RUN steps with the build arguments and masks the credentials', async () => {
@@ -126,3 +202,32 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
     expect(inspected.code).not.toBe(0);
   });
 });
+
+/** A unix socket that forwards to `target` and counts the bytes clients send through it. */
+async function countingSocket(
+  target: string,
+  socketPath: string,
+): Promise<{ socketPath: string; sentBytes(): number; close(): Promise<void> }> {
+  let sent = 0;
+  const open = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const engine = connect(target);
+    open.add(client).add(engine);
+    client.once('close', () => open.delete(client));
+    engine.once('close', () => open.delete(engine));
+    client.on('data', (chunk: Buffer) => (sent += chunk.length));
+    client.pipe(engine).pipe(client);
+    client.on('error', () => engine.destroy());
+    engine.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    socketPath,
+    sentBytes: () => sent,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const socket of open) socket.destroy();
+      }),
+  };
+}

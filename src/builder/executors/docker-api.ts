@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { pack } from 'tar-fs';
+import { packContext } from './build-ignore.ts';
 import { ExecutorOutput } from './executor-output.ts';
 import {
   BuildCancelledError,
@@ -23,7 +22,8 @@ export interface DockerApiExecutorOptions {
 
 /**
  * Builds and pushes through the Docker Engine API: Docker, or Podman's `podman system service`. The context
- * goes to the engine as a tar stream. Pull mirrors are the engine's own configuration (Docker's
+ * goes to the engine as a tar stream, without what the build's ignore file excludes (see `build-ignore.ts`),
+ * as the Docker CLI sends it. Pull mirrors are the engine's own configuration (Docker's
  * `registry-mirrors`, Podman's registries.conf), so a request's `pullMirrors` are not applied here. With
  * `tlsVerify: false`, Podman pulls and pushes over plain HTTP; Docker needs the registry in its
  * `insecure-registries` (loopback addresses are already). Cancelling closes the engine connection: Docker
@@ -75,8 +75,7 @@ export class DockerApiExecutor implements Executor {
             }
           : {}),
       };
-      // tar-fs gives a streamx stream; the engine request wants a Node.js one.
-      const context = Readable.from(pack(prepared.contextDir));
+      const context = await packContext(prepared.contextDir, prepared.dockerfile);
       createdTags.push(first.reference);
       const built = await this.#follow('build', output, signal, () =>
         this.#docker.buildImage(context, buildOptions),
