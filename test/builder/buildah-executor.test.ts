@@ -10,8 +10,6 @@ import { startSecuredSlipway } from '../helpers/auth.ts';
 import { watchCommandLines } from '../helpers/command-lines.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import { credsOf, type IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
-import { tarFiles } from '../helpers/oci-layout.ts';
-import { describeLayout } from '../helpers/sample-images.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { setUpExecutorTests, workspaceBuildah, type ExecutorTestSetup } from './executor-fixtures.ts';
 import { LineRecorder, processWithArgumentExists } from './fixtures.ts';
@@ -117,18 +115,8 @@ describe('BuildahExecutor with buildah and a Slipway under test', () => {
       .finally(() => watch.stop());
     const seen = await watch.stop();
 
-    const out = workspace.path('out', 'build-args');
-    await workspace.skopeo([
-      'copy',
-      '--src-tls-verify=false',
-      '--src-creds',
-      credsOf(builder),
-      `docker://${slipway.host}/acme/app:latest`,
-      `oci:${out}:1`,
-    ]);
-    const image = await describeLayout(out, '1');
-    expect(image.digest).toBe(result.digest);
-    const files = tarFiles(await image.layout.blob(image.manifest.layers!.at(-1)!.digest));
+    expect((await inspect(`${slipway.host}/acme/app:latest`)).digest).toBe(result.digest);
+    const files = await setup.imageFiles(`${slipway.host}/acme/app:latest`);
     expect(files.get('token')?.toString('utf8')).toBe(token);
     expect(files.get('empty')?.toString('utf8')).toBe('[]');
 
@@ -146,19 +134,36 @@ describe('BuildahExecutor with buildah and a Slipway under test', () => {
       request(context, { buildArgs: { HTTPS_PROXY: proxy, TMPDIR: '/nonexistent/tmp' } }),
       { onLine: () => {} },
     );
-    const out = workspace.path('out', 'predefined-args');
-    await workspace.skopeo([
-      'copy',
-      '--src-tls-verify=false',
-      '--src-creds',
-      credsOf(builder),
-      `docker://${slipway.host}/acme/app:latest`,
-      `oci:${out}:1`,
-    ]);
-    const image = await describeLayout(out, '1');
-    expect(image.digest).toBe(result.digest);
-    const files = tarFiles(await image.layout.blob(image.manifest.layers!.at(-1)!.digest));
+    expect((await inspect(`${slipway.host}/acme/app:latest`)).digest).toBe(result.digest);
+    const files = await setup.imageFiles(`${slipway.host}/acme/app:latest`);
     expect(files.get('proxy')?.toString('utf8')).toBe(`${proxy}|/nonexistent/tmp`);
+  });
+
+  it('leaves out what the ignore file beside the Dockerfile excludes, in place of .dockerignore', async () => {
+    const context = await newContext({
+      'docker/app.Dockerfile': 'FROM scratch\nCOPY . /ctx\n',
+      'docker/app.Dockerfile.dockerignore': 'secret.txt\nlogs/**\n!logs/keep.log\n',
+      '.dockerignore': 'app.txt\n',
+      'app.txt': 'app\n',
+      'secret.txt': 'secret\n',
+      'logs/a.log': 'a\n',
+      'logs/keep.log': 'keep\n',
+    });
+    const destination = `${slipway.host}/acme/app:ignored`;
+    await executor.build(
+      request(context, { dockerfile: 'docker/app.Dockerfile', destinations: [destination] }),
+      {
+        onLine: () => {},
+      },
+    );
+    const files = [...(await setup.imageFiles(destination)).keys()].filter((path) => !path.endsWith('/'));
+    expect(files.sort()).toEqual([
+      'ctx/.dockerignore',
+      'ctx/app.txt',
+      'ctx/docker/app.Dockerfile',
+      'ctx/docker/app.Dockerfile.dockerignore',
+      'ctx/logs/keep.log',
+    ]);
   });
 
   it('pulls FROM images through a pull mirror', async () => {

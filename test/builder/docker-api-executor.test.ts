@@ -9,7 +9,6 @@ import {
 import { startSecuredSlipway } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import { credsOf, type Login } from '../helpers/identity-fixtures.ts';
-import { OciLayout, tarFiles } from '../helpers/oci-layout.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { setUpExecutorTests, type ExecutorTestSetup } from './executor-fixtures.ts';
 import { LineRecorder, startPodmanService, type PodmanService } from './fixtures.ts';
@@ -45,24 +44,8 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
   const request = (contextDir: string, overrides?: Partial<BuildRequest>) =>
     setup.request(contextDir, overrides);
   const inspect = (reference: string) => setup.inspect(reference);
-  let layouts = 0;
-  /** The regular files of a pushed image, from its layers, by path. */
-  const imageFiles = async (reference: string): Promise<string[]> => {
-    const layout = new OciLayout(workspace.path('out', `image-${++layouts}`));
-    await workspace.skopeo([
-      'copy',
-      '--src-tls-verify=false',
-      '--src-creds',
-      credsOf(builder),
-      `docker://${reference}`,
-      `oci:${layout.dir}:pulled`,
-    ]);
-    const manifest = await layout.manifest((await layout.descriptor('pulled')).digest);
-    const files: string[] = [];
-    for (const layer of manifest.layers ?? [])
-      files.push(...tarFiles(await layout.blob(layer.digest)).keys());
-    return files.sort();
-  };
+  /** The paths of a pushed image's files, sorted. */
+  const imageFiles = async (reference: string) => [...(await setup.imageFiles(reference)).keys()].sort();
 
   /** Builds through a socket that counts what goes to the engine; the bytes sent. */
   const buildCounted = async (buildRequest: BuildRequest): Promise<number> => {

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { BuildahExecutor, type BuildRequest, type Executor } from '../../src/builder/executors/index.ts';
 import type { ContainersWorkspace } from '../helpers/containers.ts';
 import { credsOf, IdentityFixtures, type Login } from '../helpers/identity-fixtures.ts';
-import { sha256 } from '../helpers/oci-layout.ts';
+import { OciLayout, sha256, tarFiles } from '../helpers/oci-layout.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
 import { hostShellRootfs, writeContext } from './fixtures.ts';
 
@@ -40,6 +40,8 @@ export interface ExecutorTestSetup {
   request(contextDir: string, overrides?: Partial<BuildRequest>): BuildRequest;
   /** The digest of a pushed image's manifest and its labels, as the builder robot reads them. */
   inspect(reference: string): Promise<{ digest: string; labels: Record<string, string> }>;
+  /** The regular files of a pushed image's layers, by path (without the leading /), later layers winning. */
+  imageFiles(reference: string): Promise<Map<string, Buffer>>;
 }
 
 /**
@@ -86,9 +88,28 @@ export async function setUpExecutorTests(
     return { digest: sha256(raw), labels: config.Labels };
   };
 
+  let layouts = 0;
+  const imageFiles = async (reference: string) => {
+    const layout = new OciLayout(workspace.path('out', `image-${++layouts}`));
+    await workspace.skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      credsOf(builder),
+      `docker://${reference}`,
+      `oci:${layout.dir}:pulled`,
+    ]);
+    const manifest = await layout.manifest((await layout.descriptor('pulled')).digest);
+    const files = new Map<string, Buffer>();
+    for (const layer of manifest.layers ?? []) {
+      for (const [path, content] of tarFiles(await layout.blob(layer.digest))) files.set(path, content);
+    }
+    return files;
+  };
+
   const shellBase = `${slipway.host}/acme/base:1`;
   await executor.build(request(await shellBaseContext(workspace), { destinations: [shellBase] }), {
     onLine: () => {},
   });
-  return { fixtures, builder, shellBase, newContext, request, inspect };
+  return { fixtures, builder, shellBase, newContext, request, inspect, imageFiles };
 }

@@ -163,6 +163,10 @@ export async function startPodmanService(dir: string, env: NodeJS.ProcessEnv): P
       'vfs',
       '--cgroup-manager',
       'cgroupfs',
+      // crun refuses hosts with cgroup v1 and v2 mounted side by side (hybrid) when v2 holds a controller;
+      // runc takes them, and the engine behaves the same otherwise.
+      '--runtime',
+      requireTool('runc', 'runc'),
       '--events-backend',
       'file',
       '--tmpdir',

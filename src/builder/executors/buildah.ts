@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { readBuildIgnore } from './build-ignore.ts';
 import { ExecutorOutput } from './executor-output.ts';
 import type { BuildOptions, BuildRequest, BuildResult, Executor, PushedReference } from './executor.ts';
 import { RegistryFiles } from './registry-files.ts';
@@ -118,7 +119,23 @@ export class BuildahExecutor implements Executor {
 
       onPhase?.('build');
       const buildStarted = performance.now();
-      const budArgs = ['bud', '--force-rm', '-f', prepared.dockerfilePath, '-t', localName, ...registryArgs];
+      // FROM images are pulled with this build's credentials every time: a private base image another
+      // build pulled into this builder's storage (with its pull robot) must not serve a build that may
+      // not pull it. Layers already stored are not downloaded again.
+      const budArgs = [
+        'bud',
+        '--force-rm',
+        '--pull=always',
+        '-f',
+        prepared.dockerfilePath,
+        '-t',
+        localName,
+        ...registryArgs,
+      ];
+      // The same ignore file as the Docker API executor applies: buildah 1.28 itself knows only those at
+      // the context root, not the one beside the Dockerfile.
+      const ignore = await readBuildIgnore(prepared.contextDir, prepared.dockerfile);
+      if (ignore.file) budArgs.push('--ignorefile', join(prepared.contextDir, ignore.file));
       if (this.#options.layers ?? true) budArgs.push('--layers');
       if (this.#options.isolation) budArgs.push('--isolation', this.#options.isolation);
       if (this.#options.format) budArgs.push('--format', this.#options.format);

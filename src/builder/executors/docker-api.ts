@@ -61,6 +61,9 @@ export class DockerApiExecutor implements Executor {
         labels: prepared.labels,
         rm: true,
         forcerm: true,
+        // FROM images are pulled with this build's credentials every time, as with buildah: an image the
+        // engine holds from another build must not serve a build that may not pull it.
+        pull: true,
         ...(signal ? { abortSignal: signal } : {}),
         ...(this.#isolation ? { isolation: this.#isolation } : {}),
         ...(tlsVerify ? {} : { tlsVerify: false }),
