@@ -16,9 +16,17 @@ import {
   type WorkPhase,
 } from './build-store.ts';
 
-/** The credential a build pushes with: for its repository only, until the build's deadline. */
+/**
+ * The credential a build pushes with: for its repository only, until the build's deadline; it also
+ * pulls what the build's pull robot (namespace+name, or null) may read.
+ */
 export interface BuildCredentials {
-  issue(buildId: string, repository: string, expiresAt: Date): Promise<{ username: string; token: string }>;
+  issue(
+    buildId: string,
+    repository: string,
+    expiresAt: Date,
+    pullRobot: string | null,
+  ): Promise<{ username: string; token: string }>;
   revoke(buildId: string): Promise<void>;
 }
 
@@ -70,6 +78,8 @@ export interface ManualBuildRequest {
   context?: string;
   buildArgs?: Record<string, string>;
   tags?: string[];
+  /** The robot (namespace+name) whose read access it also pulls with; default: the trigger's; null: none. */
+  pullRobot?: string | null;
 }
 
 export type PushOutcome = { build: Build; created: boolean } | { skipped: string };
@@ -123,6 +133,7 @@ export class BuildService {
       buildArgs: trigger.buildArgs,
       tags,
       requestedBy: null,
+      pullRobot: trigger.pullRobot,
     });
   }
 
@@ -154,6 +165,7 @@ export class BuildService {
       buildArgs: request.buildArgs ?? trigger?.buildArgs ?? {},
       tags,
       requestedBy,
+      pullRobot: request.pullRobot !== undefined ? request.pullRobot : (trigger?.pullRobot ?? null),
     });
     return outcome.build;
   }
@@ -187,7 +199,7 @@ export class BuildService {
       outbox.write(tx, 'build_start', subjectOfRepository(build.repository), this.#fields(build)),
     );
     const deadline = new Date(Date.now() + timeoutSeconds * 1000);
-    const push = await credentials.issue(id, build.repository, deadline);
+    const push = await credentials.issue(id, build.repository, deadline, build.pullRobot);
     const registry = registryHost();
     return {
       build,

@@ -37,10 +37,14 @@ export interface NewBuild {
   buildArgs: Record<string, string>;
   tags: string[];
   requestedBy: string | null;
+  /** The robot account (namespace+name) whose read access the build also pulls with; null for none. */
+  pullRobot?: string | null;
 }
 
 export interface Build extends NewBuild {
   id: string;
+  /** The pull robot the build ran with, as it was named then. */
+  pullRobot: string | null;
   phase: BuildPhase;
   cancelRequested: boolean;
   builder: string | null;
@@ -88,6 +92,7 @@ interface BuildRow {
   build_args: Record<string, string>;
   tags: string[];
   requested_by: string | null;
+  pull_robot: string | null;
   cancel_requested: boolean;
   builder: string | null;
   digest: string | null;
@@ -122,8 +127,8 @@ export class BuildStore {
   async create(tx: Queryable, build: NewBuild): Promise<{ build: Build; created: boolean }> {
     const { rows } = await tx.query<{ id: string }>(
       `INSERT INTO builds (repository_id, trigger_id, trigger_kind, clone_url, ref, commit_sha, push, dockerfile,
-         context, build_args, tags, requested_by)
-       SELECT r.id, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::jsonb, $11::jsonb, $12
+         context, build_args, tags, requested_by, pull_robot)
+       SELECT r.id, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::jsonb, $11::jsonb, $12, $13
          FROM repositories r WHERE r.name = $1
        ON CONFLICT (trigger_id, commit_sha) WHERE ${active} DO NOTHING
        RETURNING id`,
@@ -140,6 +145,7 @@ export class BuildStore {
         JSON.stringify(build.buildArgs),
         JSON.stringify(build.tags),
         build.requestedBy,
+        build.pullRobot ?? null,
       ],
     );
     if (rows[0]) return { build: (await this.#get(tx, rows[0].id))!, created: true };
@@ -306,6 +312,7 @@ function fromRow(row: BuildRow): Build {
     buildArgs: row.build_args,
     tags: row.tags,
     requestedBy: row.requested_by,
+    pullRobot: row.pull_robot,
     cancelRequested: row.cancel_requested,
     builder: row.builder,
     digest: row.digest,

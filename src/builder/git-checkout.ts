@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { SlipwayError } from '../errors.ts';
+import { isSshCloneUrl } from '../triggers/trigger-settings.ts';
 import type { CloneSecrets } from '../triggers/trigger-store.ts';
 import { ExecutorOutput } from './executors/executor-output.ts';
 import { BuildFailedError, type LineListener } from './executors/executor.ts';
@@ -16,6 +17,7 @@ export interface CheckoutRequest {
   /** The full ref (refs/heads/main); fetched when there is no commit, or when the commit cannot be fetched alone. */
   ref: string | null;
   commit: string | null;
+  /** What to clone with, and for SSH the host keys the server must present (none: not checked). */
   credentials: CloneSecrets;
   masker: SecretMasker;
   onLine: LineListener;
@@ -39,7 +41,8 @@ const commitPattern = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
  * Checks out exactly one commit, shallow: `git init`, `git fetch --depth 1 <url> <commit>` (or the ref,
  * recording the commit it resolves to), `git checkout`. Credentials never reach a command line, a URL
  * or the output: a token goes in an `http.extraHeader` set through git's environment configuration, a
- * deploy key in a 0600 file of its own that ssh is pointed at. The commit checked out.
+ * deploy key in a 0600 file of its own that ssh is pointed at. Over SSH the server must present a key of
+ * the trigger's known hosts; without them a new key is accepted, with a warning. The commit checked out.
  */
 export async function checkoutCommit(request: CheckoutRequest): Promise<string> {
   if (request.commit !== null && !commitPattern.test(request.commit)) {
@@ -50,6 +53,14 @@ export async function checkoutCommit(request: CheckoutRequest): Promise<string> 
   const secretDir = await mkdtemp(join(tmpdir(), 'slipway-git-'));
   try {
     const env = await gitEnvironment(request, secretDir);
+    const server = sshServerOf(request.url);
+    const { deployKey, knownHosts } = request.credentials;
+    if (server && deployKey && !knownHosts) {
+      output.line(
+        'stderr',
+        `warning: the host key of ${server.display} was not checked: set knownHosts on the trigger, e.g. from \`ssh-keyscan -p ${server.port} ${server.host}\``,
+      );
+    }
     const git = (args: string[], phase = 'clone') => {
       output.line('stdout', `$ git ${args.join(' ')}`);
       return runStreamed({
@@ -61,7 +72,7 @@ export async function checkoutCommit(request: CheckoutRequest): Promise<string> 
         killGraceMs: request.killGraceMs ?? 5_000,
         ...(request.signal && { signal: request.signal }),
       }).catch((error: unknown) => {
-        throw accessRefused(error, request) ?? error;
+        throw hostKeyRefused(error, server) ?? accessRefused(error, request) ?? error;
       });
     };
     await runStreamed({
@@ -137,6 +148,44 @@ function accessRefused(error: unknown, request: CheckoutRequest): CheckoutError 
   return undefined;
 }
 
+/** The host and port ssh connects to for an SSH clone URL; `display` as known_hosts names it. */
+interface SshServer {
+  host: string;
+  port: number;
+  display: string;
+}
+
+function sshServerOf(url: string): SshServer | null {
+  if (!isSshCloneUrl(url)) return null;
+  let host: string;
+  let port = 22;
+  if (/^ssh:\/\//i.test(url)) {
+    const parsed = new URL(url);
+    host = parsed.hostname;
+    if (parsed.port !== '') port = Number(parsed.port);
+  } else {
+    // scp-like: [user@]host:path
+    host = /^(?:[^@/:]+@)?([^/:]+):/.exec(url)?.[1] ?? url;
+  }
+  host = host.replace(/^\[(.*)\]$/, '$1');
+  return { host, port, display: port === 22 ? host : `[${host}]:${port}` };
+}
+
+/** A clone ssh refused because the server's host key is not one of the trigger's known hosts. */
+function hostKeyRefused(error: unknown, server: SshServer | null): CheckoutError | undefined {
+  if (!server || !(error instanceof BuildFailedError)) return undefined;
+  const output = error.outputTail.join('\n');
+  if (!/Host key verification failed/.test(output)) return undefined;
+  const unknown = /No \S+ host key is known for/.test(output);
+  const presented = /key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/=]+)/.exec(output)?.[1];
+  return new CheckoutError(
+    `the host key of ${server.display} does not match the trigger's known hosts${
+      unknown ? ` (they hold no key of the type it presents for ${server.display})` : ''
+    }${presented ? `; it presented ${presented}` : ''}: nothing was cloned. If the server's key really changed, check the new one and update knownHosts (\`ssh-keyscan -p ${server.port} ${server.host}\` shows it); otherwise someone may be between the builder and the server`,
+    { cause: error },
+  );
+}
+
 async function gitEnvironment(request: CheckoutRequest, secretDir: string): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {
     ...(request.env ?? process.env),
@@ -147,28 +196,42 @@ async function gitEnvironment(request: CheckoutRequest, secretDir: string): Prom
   };
   delete env.GIT_ASKPASS;
   delete env.SSH_ASKPASS;
-  const { token, username, deployKey } = request.credentials;
+  const { token, username, deployKey, knownHosts } = request.credentials;
   if (token) {
     const basic = Buffer.from(`${username ?? 'x-access-token'}:${token}`).toString('base64');
     env.GIT_CONFIG_COUNT = '1';
     env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
     env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
   }
-  if (deployKey) {
-    const keyFile = join(secretDir, 'deploy-key');
-    await writeFile(keyFile, deployKey.endsWith('\n') ? deployKey : `${deployKey}\n`, { mode: 0o600 });
-    await chmod(keyFile, 0o600);
-    // No known_hosts to check against: the key only reads, and the commit id is verified after the fetch.
-    env.GIT_SSH_COMMAND = [
-      'ssh',
-      `-i ${shellQuote(keyFile)}`,
-      '-o IdentitiesOnly=yes',
-      '-o BatchMode=yes',
-      '-o StrictHostKeyChecking=accept-new',
-      `-o UserKnownHostsFile=${shellQuote(join(secretDir, 'known_hosts'))}`,
-    ].join(' ');
+  if (deployKey || (knownHosts && isSshCloneUrl(request.url))) {
+    const ssh = ['ssh', '-o BatchMode=yes'];
+    if (deployKey) {
+      const keyFile = await writePrivateFile(secretDir, 'deploy-key', deployKey);
+      ssh.push(`-i ${shellQuote(keyFile)}`, '-o IdentitiesOnly=yes');
+    }
+    const knownHostsFile = knownHosts
+      ? await writePrivateFile(secretDir, 'known_hosts', knownHosts)
+      : join(secretDir, 'known_hosts');
+    ssh.push(
+      // Without known hosts a new key is accepted (the build log says so); with them, only they count.
+      `-o StrictHostKeyChecking=${knownHosts ? 'yes' : 'accept-new'}`,
+      `-o UserKnownHostsFile=${shellQuote(knownHostsFile)}`,
+      // Not the builder machine's file: a build accepts the same keys on every builder, the trigger's.
+      '-o GlobalKnownHostsFile=/dev/null',
+      // No "Permanently added … to the list of known hosts": the file is gone with the checkout.
+      '-o LogLevel=ERROR',
+    );
+    env.GIT_SSH_COMMAND = ssh.join(' ');
   }
   return env;
+}
+
+/** Writes `content` to a 0600 file in `dir`, ending in a newline; its path. */
+async function writePrivateFile(dir: string, name: string, content: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, content.endsWith('\n') ? content : `${content}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return file;
 }
 
 function shellQuote(value: string): string {

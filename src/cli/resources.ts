@@ -212,6 +212,8 @@ export interface TriggerResource {
   cloneUrl: string;
   /** How the builder clones; the token or key itself is never shown. */
   credentials: { kind: 'token'; username: string | null } | { kind: 'deploy-key' } | null;
+  /** The SSH server's host keys (known_hosts format) its clones accept; null: not checked. */
+  knownHosts?: string | null;
   refFilter: string | null;
   dockerfile: string;
   context: string;
@@ -219,6 +221,8 @@ export interface TriggerResource {
   tagTemplates: string[];
   latestOnDefaultBranch: boolean;
   enabled: boolean;
+  /** The robot account whose read access builds also pull with; null for none. */
+  pullRobot?: string | null;
   disabledReason: string | null;
   failuresInARow: number;
   createdBy: string | null;
@@ -272,6 +276,7 @@ export interface BuildResource {
   phaseMs: Partial<Record<'cloning' | 'building' | 'pushing', number>>;
   error: string | null;
   requestedBy: string | null;
+  pullRobot?: string | null;
   queuedAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -235,8 +235,8 @@ export async function createServices(config: Config): Promise<Services> {
       outbox,
       queue: buildQueue,
       credentials: {
-        issue: (buildId, repository, expiresAt) =>
-          buildTokens.issueBuildToken({ buildId, repository, expiresAt }),
+        issue: (buildId, repository, expiresAt, pullRobot) =>
+          buildTokens.issueBuildToken({ buildId, repository, expiresAt, pullRobot }),
         revoke: async (buildId) => {
           await buildTokens.revokeBuildToken(buildId);
         },

@@ -50,7 +50,8 @@ export class AccessPolicy {
    * exist yet creates it (private) when the principal may create repositories in its namespace, as
    * a first `docker push` expects; the creator is given admin on it unless they administer the
    * namespace anyway. A build gets at most pull and push on its own repository, and pull of public
-   * repositories and of pull-through caches open to every user (its base images).
+   * repositories, of pull-through caches open to every user, and of what its pull robot may read (its
+   * base images).
    */
   async grantedActions(
     principal: Principal,
@@ -60,12 +61,9 @@ export class AccessPolicy {
     const namespace = namespaceOf(repository);
     const pullPolicy = namespace === null ? undefined : this.#pullPolicyOf(namespace);
     if (principal.kind === 'build' && principal.build.repository !== repository) {
-      // Base images: what anyone may pull, and pull-through caches open to signed-in callers.
-      const readable =
-        pullPolicy !== undefined
-          ? pullPolicy === 'anonymous' || pullPolicy === 'users'
-          : (await this.roleOn(anonymous, repository)) !== null;
-      return readable ? requested.filter((action) => action === 'pull') : [];
+      return (await this.#buildMayPull(principal.build, repository, pullPolicy))
+        ? requested.filter((action) => action === 'pull')
+        : [];
     }
     if (pullPolicy !== undefined) {
       // A pull-through cache: pulled by whom its policy lets; nobody pushes or deletes there.
@@ -84,6 +82,23 @@ export class AccessPolicy {
       allowed = ['pull'];
     }
     return requested.filter((action) => allowed.includes(action));
+  }
+
+  /**
+   * Base images of a build: what anyone may pull, pull-through caches open to signed-in callers, and
+   * whatever its pull robot may read, resolved as for the robot itself (one query). Only ever pull.
+   */
+  async #buildMayPull(
+    build: BuildIdentity,
+    repository: string,
+    pullPolicy: PullPolicy | undefined,
+  ): Promise<boolean> {
+    const robot: Principal | null = build.pullRobot
+      ? { kind: 'account', account: build.pullRobot, via: 'robot-token' }
+      : null;
+    if (pullPolicy === 'anonymous' || pullPolicy === 'users') return true;
+    if (pullPolicy !== undefined) return robot !== null && this.#mayPullThrough(robot, pullPolicy);
+    return (await this.roleOn(robot ?? anonymous, repository)) !== null;
   }
 
   async #mayPullThrough(principal: Principal, policy: PullPolicy): Promise<boolean> {

@@ -34,6 +34,8 @@ export interface BuildIdentity {
   name: string;
   repository: string;
   expiresAt: Date;
+  /** The robot whose read access the build may also pull with (its trigger's pull robot), or null. */
+  pullRobot: Account | null;
 }
 
 export const anonymous: Principal = { kind: 'anonymous' };

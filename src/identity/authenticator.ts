@@ -126,8 +126,8 @@ export class Authenticator {
     const name = buildUsername(stored.buildId);
     if (name !== username && !tokenUsernames.has(username)) return null;
     void touchBuildToken(this.#db, stored.id).catch(() => {});
-    const { buildId, repository, expiresAt } = stored;
-    return { kind: 'build', build: { buildId, name, repository, expiresAt } } satisfies Principal;
+    const { buildId, repository, expiresAt, pullRobot } = stored;
+    return { kind: 'build', build: { buildId, name, repository, expiresAt, pullRobot } } satisfies Principal;
   }
 }
 

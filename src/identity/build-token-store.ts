@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.ts';
+import type { Account } from './accounts.ts';
 import type { NewToken } from './secrets.ts';
 
 export interface StoredBuildToken {
@@ -7,6 +8,8 @@ export interface StoredBuildToken {
   repository: string;
   verifierHash: Buffer;
   expiresAt: Date;
+  /** The robot whose read access the build may also pull with; null for none (or once it was deleted). */
+  pullRobot: Account | null;
 }
 
 interface BuildTokenRow {
@@ -15,6 +18,13 @@ interface BuildTokenRow {
   repository: string;
   verifier_hash: Uint8Array;
   expires_at: Date | string;
+  robot_id: number | null;
+  robot_name: string | null;
+  robot_email: string | null;
+  robot_superuser: boolean | null;
+  robot_owner_id: number | null;
+  robot_description: string | null;
+  robot_created_at: Date | string | null;
 }
 
 /**
@@ -23,24 +33,45 @@ interface BuildTokenRow {
  */
 export async function upsertBuildToken(
   q: Queryable,
-  token: { buildId: string; repository: string; expiresAt: Date; issuedBy: number | null },
+  token: {
+    buildId: string;
+    repository: string;
+    expiresAt: Date;
+    issuedBy: number | null;
+    pullRobotId: number | null;
+  },
   secret: NewToken,
 ): Promise<{ replaced: boolean }> {
   const { rows } = await q.query<{ replaced: boolean }>(
-    `INSERT INTO build_tokens (build_id, repository, selector, verifier_hash, issued_by, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO build_tokens (build_id, repository, selector, verifier_hash, issued_by, expires_at, pull_robot_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (build_id) DO UPDATE SET repository = EXCLUDED.repository, selector = EXCLUDED.selector,
        verifier_hash = EXCLUDED.verifier_hash, issued_by = EXCLUDED.issued_by,
-       created_at = now(), expires_at = EXCLUDED.expires_at, last_used_at = NULL
+       created_at = now(), expires_at = EXCLUDED.expires_at, last_used_at = NULL,
+       pull_robot_id = EXCLUDED.pull_robot_id
      RETURNING (xmax <> 0) AS replaced`, // xmax: set on a row the conflict updated, 0 on one inserted
-    [token.buildId, token.repository, secret.selector, secret.verifierHash, token.issuedBy, token.expiresAt],
+    [
+      token.buildId,
+      token.repository,
+      secret.selector,
+      secret.verifierHash,
+      token.issuedBy,
+      token.expiresAt,
+      token.pullRobotId,
+    ],
   );
   return { replaced: rows[0]!.replaced };
 }
 
 export async function findBuildToken(q: Queryable, selector: string): Promise<StoredBuildToken | null> {
+  // The pull robot comes with the token: build tokens are read on every request, never remembered, so
+  // a robot deleted (or its token's grant gone) applies to the very next pull.
   const { rows } = await q.query<BuildTokenRow>(
-    'SELECT id, build_id, repository, verifier_hash, expires_at FROM build_tokens WHERE selector = $1',
+    `SELECT t.id, t.build_id, t.repository, t.verifier_hash, t.expires_at, a.id AS robot_id,
+       a.name AS robot_name, a.email AS robot_email, a.superuser AS robot_superuser,
+       a.owner_id AS robot_owner_id, a.description AS robot_description, a.created_at AS robot_created_at
+     FROM build_tokens t LEFT JOIN accounts a ON a.id = t.pull_robot_id AND a.kind = 'robot'
+     WHERE t.selector = $1`,
     [selector],
   );
   const row = rows[0];
@@ -51,6 +82,21 @@ export async function findBuildToken(q: Queryable, selector: string): Promise<St
     repository: row.repository,
     verifierHash: Buffer.from(row.verifier_hash),
     expiresAt: new Date(row.expires_at),
+    pullRobot: pullRobotOf(row),
+  };
+}
+
+function pullRobotOf(row: BuildTokenRow): Account | null {
+  if (row.robot_id === null || row.robot_name === null) return null;
+  return {
+    id: Number(row.robot_id),
+    name: row.robot_name,
+    kind: 'robot',
+    email: row.robot_email,
+    superuser: row.robot_superuser ?? false,
+    ownerId: row.robot_owner_id === null ? null : Number(row.robot_owner_id),
+    description: row.robot_description ?? '',
+    createdAt: new Date(row.robot_created_at!),
   };
 }
 

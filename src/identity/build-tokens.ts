@@ -38,6 +38,12 @@ export interface BuildTokenRequest {
   expiresAt: Date;
   /** The account the build runs for (a trigger's creator), recorded with the token. */
   issuedBy?: string;
+  /**
+   * A robot account (`namespace+name`) whose read access the build may also pull with, such as its
+   * trigger's pull robot for a private base image; never to push or delete. A robot that no longer
+   * exists gives the token none: the build's pulls are then refused as they would be without one.
+   */
+  pullRobot?: string | null;
 }
 
 /** Basic credentials for the registry: `docker login -u <username>`, `--creds <username>:<token>`. */
@@ -49,8 +55,9 @@ export interface IssuedBuildToken {
 
 /**
  * Credentials for builders: a token per build that pulls and pushes its one repository until it
- * expires or is revoked, on the registry only (the REST API refuses it). The build service, not a
- * user, calls this: it decides which build may push where.
+ * expires or is revoked, on the registry only (the REST API refuses it), and pulls what its pull
+ * robot, if it has one, may read. The build service, not a user, calls this: it decides which build
+ * may push where, and with which pull robot.
  */
 export class BuildTokens {
   readonly #db: Database;
@@ -75,10 +82,12 @@ export class BuildTokens {
       const issuer = request.issuedBy === undefined ? null : await findAccount(tx, request.issuedBy);
       if (request.issuedBy !== undefined && !issuer)
         throw notFound(`account ${request.issuedBy} does not exist`);
+      const pullRobot = request.pullRobot ? await findAccount(tx, request.pullRobot) : null;
+      const pullRobotId = pullRobot?.kind === 'robot' ? pullRobot.id : null;
       const secret = newToken();
       const { replaced } = await upsertBuildToken(
         tx,
-        { buildId, repository, expiresAt, issuedBy: issuer?.id ?? null },
+        { buildId, repository, expiresAt, issuedBy: issuer?.id ?? null, pullRobotId },
         secret,
       );
       const username = buildUsername(buildId);
@@ -89,7 +98,14 @@ export class BuildTokens {
         namespace: namespace.name,
         repository,
         target: username,
-        metadata: { buildId, expiresAt: expiresAt.toISOString(), replaced },
+        metadata: {
+          buildId,
+          expiresAt: expiresAt.toISOString(),
+          replaced,
+          ...(request.pullRobot
+            ? { pullRobot: request.pullRobot, pullRobotFound: pullRobotId !== null }
+            : {}),
+        },
       });
       return { username, token: secret.token, expiresAt };
     });

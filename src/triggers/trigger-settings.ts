@@ -1,7 +1,9 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { ApiError } from '../errors.ts';
+import { splitRobotName } from '../identity/names.ts';
 import { cloneUrlProblem } from './custom-git.ts';
+import { maxKnownHostsLength, parseKnownHosts } from './known-hosts.ts';
 import { compileRefFilter } from './ref-filter.ts';
 import { maxTagTemplates, parseTagTemplate } from './tag-templates.ts';
 
@@ -64,6 +66,15 @@ const refFilter = z
   .superRefine(refineWith(compileRefFilter))
   .describe('a regular expression over heads/<branch> or tags/<tag>, e.g. "heads/main|tags/v.*"');
 
+const knownHosts = z
+  .string()
+  .max(maxKnownHostsLength)
+  .superRefine(refineWith(parseKnownHosts))
+  .transform((text) => text.replace(/\r\n?/g, '\n').trim())
+  .describe(
+    "the SSH server's host keys, in OpenSSH known_hosts format (as `ssh-keyscan -p PORT HOST` prints them): SSH clones accept only these; without them a new host key is accepted unchecked",
+  );
+
 const cloneCredentials = z.union([
   z.strictObject({
     token: z.string().min(1).max(10_000).describe('an access token for HTTPS clones; stored sealed'),
@@ -80,6 +91,16 @@ const cloneCredentials = z.union([
       .describe('an SSH private key with read access; stored sealed'),
   }),
 ]);
+
+const pullRobot = z
+  .string()
+  .max(200)
+  .refine((name) => splitRobotName(name) !== null, {
+    error: 'a pull robot is a robot account, named <namespace>+<name>',
+  })
+  .describe(
+    'a robot account (namespace+name) whose read access builds may also pull with, e.g. private base images; never to push. Only administrators of its namespace may name it',
+  );
 
 /** Whether a clone URL is cloned over SSH: ssh://… or the scp-like user@host:path. */
 export function isSshCloneUrl(url: string): boolean {
@@ -132,6 +153,7 @@ export const triggerSettingsSchema = z
         "what the builder clones; with gitlab it may be left out and is the project's (SSH with a deploy key, else HTTPS)",
       ),
     credentials: cloneCredentials.optional(),
+    knownHosts: knownHosts.optional(),
     gitlab: gitlabSetupSchema.optional(),
     refFilter: refFilter.optional(),
     dockerfile: pathInRepository('Dockerfile').default('Dockerfile'),
@@ -140,6 +162,7 @@ export const triggerSettingsSchema = z
     tagTemplates: tagTemplates.default(defaultTagTemplates),
     latestOnDefaultBranch: z.boolean().default(true).describe('also tag latest for the default branch'),
     enabled: z.boolean().default(true),
+    pullRobot: pullRobot.nullable().optional(),
   })
   .superRefine((settings, ctx) => {
     const { gitlab } = settings;
@@ -193,12 +216,14 @@ export function wantsGeneratedDeployKey(settings: TriggerSettings): boolean {
 }
 
 /**
- * A change to a trigger: only what is given changes; `credentials: null` and `refFilter: null` remove them,
- * `gitlabToken: null` forgets the GitLab API token of a trigger Slipway set up on GitLab.
+ * A change to a trigger: only what is given changes; `credentials: null`, `knownHosts: null` and
+ * `refFilter: null` remove them, `gitlabToken: null` forgets the GitLab API token of a trigger Slipway
+ * set up on GitLab.
  */
 export const triggerChangesSchema = z.strictObject({
   cloneUrl: cloneUrl.optional(),
   credentials: cloneCredentials.nullable().optional(),
+  knownHosts: knownHosts.nullable().optional(),
   refFilter: refFilter.nullable().optional(),
   dockerfile: pathInRepository('Dockerfile').optional(),
   context: pathInRepository('build context').optional(),
@@ -206,6 +231,7 @@ export const triggerChangesSchema = z.strictObject({
   tagTemplates: tagTemplates.optional(),
   latestOnDefaultBranch: z.boolean().optional(),
   enabled: z.boolean().optional(),
+  pullRobot: pullRobot.nullable().optional().describe('a robot account (namespace+name), or null for none'),
   gitlabToken: z
     .string()
     .min(1)

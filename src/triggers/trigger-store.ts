@@ -39,6 +39,8 @@ export interface Trigger {
   provider: TriggerProvider;
   cloneUrl: string;
   credentials: CloneCredentialsShown;
+  /** The SSH server's host keys (OpenSSH known_hosts text) its clones accept; null: not checked. */
+  knownHosts: string | null;
   refFilter: string | null;
   dockerfile: string;
   context: string;
@@ -46,6 +48,8 @@ export interface Trigger {
   tagTemplates: string[];
   latestOnDefaultBranch: boolean;
   enabled: boolean;
+  /** The robot account (namespace+name) whose read access builds also pull with; null for none. */
+  pullRobot: string | null;
   /** Set up on GitLab by Slipway: what it registered there; null otherwise. */
   gitlab: GitLabLink | null;
   /** Why it is disabled: by whom, or after how many failed builds in a row. */
@@ -61,6 +65,8 @@ export interface CloneSecrets {
   username?: string;
   token?: string;
   deployKey?: string;
+  /** Not a secret, but what SSH clones go with: the host keys (known_hosts text) the server must present. */
+  knownHosts?: string;
 }
 
 interface TriggerRow {
@@ -72,6 +78,7 @@ interface TriggerRow {
   clone_username: string | null;
   clone_token_sealed: string | null;
   deploy_key_sealed: string | null;
+  known_hosts: string | null;
   ref_filter: string | null;
   dockerfile: string;
   context: string;
@@ -81,6 +88,7 @@ interface TriggerRow {
   enabled: boolean;
   disabled_reason: string | null;
   failures_in_a_row: number;
+  pull_robot: string | null;
   gitlab_api_url: string | null;
   gitlab_project_id: number | null;
   gitlab_project_path: string | null;
@@ -96,7 +104,12 @@ interface TriggerRow {
 }
 
 const selectTriggers = `
-  SELECT t.*, r.name AS repository FROM build_triggers t JOIN repositories r ON r.id = t.repository_id`;
+  SELECT t.*, r.name AS repository, pr.name AS pull_robot FROM build_triggers t
+    JOIN repositories r ON r.id = t.repository_id LEFT JOIN accounts pr ON pr.id = t.pull_robot_id`;
+
+/** The id of the robot account of that name (a parameter placeholder), or null. */
+const robotIdNamed = (parameter: string) =>
+  `(SELECT id FROM accounts WHERE name = ${parameter} AND kind = 'robot')`;
 
 /** Builds failing in a row after which a trigger disables itself, saying why. */
 export const defaultFailureLimit = 5;
@@ -139,8 +152,8 @@ export class TriggerStore {
       const { rows } = await tx.query<{ id: string }>(
         `INSERT INTO build_triggers (repository_id, provider, clone_url, webhook_secret_sealed, clone_username,
            clone_token_sealed, deploy_key_sealed, ref_filter, dockerfile, context, build_args, tag_templates,
-           latest_on_default_branch, enabled, disabled_reason, created_by)
-         SELECT r.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16
+           latest_on_default_branch, enabled, disabled_reason, created_by, known_hosts)
+         SELECT r.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17
            FROM repositories r WHERE r.name = $1
          RETURNING id`,
         [
@@ -161,9 +174,17 @@ export class TriggerStore {
           settings.enabled,
           settings.enabled ? null : disabledBy(createdBy),
           createdBy,
+          settings.knownHosts ?? null,
         ],
       );
-      return rows[0]!.id;
+      const triggerId = rows[0]!.id;
+      if (settings.pullRobot) {
+        await tx.query(`UPDATE build_triggers SET pull_robot_id = ${robotIdNamed('$2')} WHERE id = $1`, [
+          triggerId,
+          settings.pullRobot,
+        ]);
+      }
+      return triggerId;
     });
     return { trigger: (await this.get(id))!, webhookSecret };
   }
@@ -206,7 +227,12 @@ export class TriggerStore {
       set('clone_token_sealed', sealed.token);
       set('deploy_key_sealed', sealed.deployKey);
     }
+    if (changes.knownHosts !== undefined) set('known_hosts', changes.knownHosts);
     if (changes.refFilter !== undefined) set('ref_filter', changes.refFilter);
+    if (changes.pullRobot !== undefined) {
+      values.push(changes.pullRobot);
+      sets.push(`pull_robot_id = ${robotIdNamed(`$${values.length}`)}`);
+    }
     if (changes.dockerfile !== undefined) set('dockerfile', changes.dockerfile);
     if (changes.context !== undefined) set('context', changes.context);
     if (changes.buildArgs !== undefined) set('build_args', JSON.stringify(changes.buildArgs), '::jsonb');
@@ -323,17 +349,21 @@ export class TriggerStore {
     return sealed ? this.#box.open(sealed) : null;
   }
 
-  /** What the trigger's builds clone with, opened. */
+  /** What the trigger's builds clone with, opened, and the host keys they accept. */
   async cloneSecrets(id: string): Promise<CloneSecrets> {
     const { rows } = await this.#db.query<
-      Pick<TriggerRow, 'clone_username' | 'clone_token_sealed' | 'deploy_key_sealed'>
-    >('SELECT clone_username, clone_token_sealed, deploy_key_sealed FROM build_triggers WHERE id = $1', [id]);
+      Pick<TriggerRow, 'clone_username' | 'clone_token_sealed' | 'deploy_key_sealed' | 'known_hosts'>
+    >(
+      'SELECT clone_username, clone_token_sealed, deploy_key_sealed, known_hosts FROM build_triggers WHERE id = $1',
+      [id],
+    );
     const row = rows[0];
     if (!row) return {};
     return {
       ...(row.clone_username !== null && { username: row.clone_username }),
       ...(row.clone_token_sealed !== null && { token: this.#box.open(row.clone_token_sealed) }),
       ...(row.deploy_key_sealed !== null && { deployKey: this.#box.open(row.deploy_key_sealed) }),
+      ...(row.known_hosts !== null && { knownHosts: row.known_hosts }),
     };
   }
 
@@ -395,6 +425,7 @@ function fromRow(row: TriggerRow): Trigger {
         : row.clone_token_sealed !== null
           ? { kind: 'token', username: row.clone_username }
           : null,
+    knownHosts: row.known_hosts,
     refFilter: row.ref_filter,
     dockerfile: row.dockerfile,
     context: row.context,
@@ -402,6 +433,7 @@ function fromRow(row: TriggerRow): Trigger {
     tagTemplates: row.tag_templates,
     latestOnDefaultBranch: row.latest_on_default_branch,
     enabled: row.enabled,
+    pullRobot: row.pull_robot,
     gitlab: gitlabLinkOf(row),
     disabledReason: row.disabled_reason,
     failuresInARow: row.failures_in_a_row,

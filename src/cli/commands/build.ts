@@ -59,6 +59,7 @@ const buildFields: ReadonlyArray<Column<BuildResource>> = [
   { header: 'digest', value: (build) => build.digest },
   { header: 'error', value: (build) => build.error },
   { header: 'requested by', value: (build) => build.requestedBy },
+  { header: 'pull robot', value: (build) => build.pullRobot },
   { header: 'queued', value: (build) => time(build.queuedAt) },
   { header: 'started', value: (build) => time(build.startedAt) },
   { header: 'finished', value: (build) => time(build.finishedAt) },
@@ -150,6 +151,7 @@ interface StartFlags {
   dockerfile?: string;
   context?: string;
   buildArg?: Record<string, string>;
+  pullRobot?: string;
 }
 
 export function registerBuild(program: Command): void {
@@ -195,6 +197,10 @@ export function registerBuild(program: Command): void {
     .option('--dockerfile <path>', 'the Dockerfile in the repository')
     .option('--context <path>', 'the build context in the repository')
     .option('--build-arg <name=value>', 'a build argument (repeat)', buildArg)
+    .option(
+      '--pull-robot <namespace+name>',
+      "also pull what this robot may read (default: the trigger's pull robot; none for none)",
+    )
     .action(async (flags: StartFlags, command: Command) => {
       if (flags.trigger === undefined && flags.cloneUrl === undefined) {
         throw usageError('say what to build: --trigger ID or --clone-url URL');
@@ -212,6 +218,9 @@ export function registerBuild(program: Command): void {
         ...(flags.dockerfile !== undefined ? { dockerfile: flags.dockerfile } : {}),
         ...(flags.context !== undefined ? { context: flags.context } : {}),
         ...(flags.buildArg ? { buildArgs: flags.buildArg } : {}),
+        ...(flags.pullRobot !== undefined
+          ? { pullRobot: flags.pullRobot === 'none' ? null : flags.pullRobot }
+          : {}),
       });
       out.done(
         `build ${started.id} of ${started.repository} is ${started.phase}; follow it with slipway build logs ${started.id} -f`,

@@ -5,6 +5,7 @@ import { apiContext } from '../context.ts';
 import { CliError, usageError } from '../errors.ts';
 import { time, type Column, type Output } from '../output.ts';
 import type { DeletedTriggerResource, IssuedTriggerResource, TriggerResource } from '../resources.ts';
+import { parseKnownHosts } from '../../triggers/known-hosts.ts';
 import { repositoryPath } from './repo.ts';
 
 const triggerPath = (id: string) => path`/triggers/${id}`;
@@ -35,6 +36,16 @@ const credentialsText = (trigger: TriggerResource): string | null => {
   return `token${credentials.username ? ` of ${credentials.username}` : ''} (never shown)`;
 };
 
+/** The trigger's known hosts as their count, and each key's host and type. */
+const knownHostsText = (trigger: TriggerResource): string => {
+  if (!trigger.knownHosts) return 'none: SSH clones accept a new host key unchecked';
+  const keys = parseKnownHosts(trigger.knownHosts).map(
+    ({ marker, hosts, keyType }) =>
+      `${marker ? `${marker} ` : ''}${hosts.startsWith('|') ? '(hashed host)' : hosts} ${keyType}`,
+  );
+  return `${keys.length} key${keys.length === 1 ? '' : 's'}: ${keys.join('; ')}`;
+};
+
 const triggerColumns: ReadonlyArray<Column<TriggerResource>> = [
   { header: 'id', value: (trigger) => trigger.id },
   { header: 'provider', value: (trigger) => trigger.provider },
@@ -51,6 +62,7 @@ const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
   { header: 'webhook url', value: (trigger) => trigger.webhookUrl },
   { header: 'clone url', value: (trigger) => trigger.cloneUrl },
   { header: 'credentials', value: credentialsText },
+  { header: 'known hosts', value: knownHostsText },
   { header: 'set up on gitlab', value: gitlabText },
   { header: 'ref filter', value: (trigger) => trigger.refFilter ?? 'every branch and tag' },
   { header: 'dockerfile', value: (trigger) => trigger.dockerfile },
@@ -64,6 +76,7 @@ const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
   },
   { header: 'tags', value: (trigger) => trigger.tagTemplates.join(', ') },
   { header: 'latest', value: (trigger) => (trigger.latestOnDefaultBranch ? 'on the default branch' : false) },
+  { header: 'pull robot', value: (trigger) => trigger.pullRobot ?? 'none' },
   { header: 'enabled', value: (trigger) => trigger.enabled },
   { header: 'disabled because', value: (trigger) => trigger.disabledReason },
   { header: 'failures in a row', value: (trigger) => trigger.failuresInARow },
@@ -131,6 +144,8 @@ interface CreateFlags {
   tokenStdin?: boolean;
   tokenUser?: string;
   deployKey?: string;
+  knownHosts?: string;
+  pullRobot?: string;
   disabled?: boolean;
 }
 
@@ -181,6 +196,16 @@ async function gitlabSetupOf(flags: CreateFlags): Promise<Record<string, unknown
     ...(flags.gitlabDeployKey !== undefined ? { deployKey: flags.gitlabDeployKey } : {}),
     ...(flags.gitlabTlsVerify ? {} : { tlsVerify: false }),
   };
+}
+
+/** The known hosts file's text, sent as it is: the gateway checks it. */
+async function knownHostsOf(flags: Pick<CreateFlags, 'knownHosts'>): Promise<string | undefined> {
+  if (flags.knownHosts === undefined) return undefined;
+  try {
+    return await readFile(flags.knownHosts, 'utf8');
+  } catch (error) {
+    throw new CliError('SLW_ERR_FILE', `cannot read ${flags.knownHosts}: ${(error as Error).message}`, 2);
+  }
 }
 
 async function credentialsOf(flags: CreateFlags): Promise<Record<string, string> | undefined> {
@@ -264,6 +289,14 @@ export function registerTrigger(program: Command): void {
         'tokenStdin',
       ),
     )
+    .option(
+      '--known-hosts <file>',
+      "the SSH server's host keys in known_hosts format, e.g. from `ssh-keyscan -p PORT HOST`; SSH clones accept only these",
+    )
+    .option(
+      '--pull-robot <namespace+name>',
+      'builds also pull what this robot account may read, e.g. a private base image (a robot of a namespace you administer)',
+    )
     .option('--disabled', 'create it without building until it is enabled')
     .action(async (flags: CreateFlags, command: Command) => {
       const provider = providerOf(flags);
@@ -272,18 +305,21 @@ export function registerTrigger(program: Command): void {
         throw usageError('give --clone-url (a GitLab trigger set up with --gitlab-url may leave it out)');
       }
       const credentials = await credentialsOf(flags);
+      const knownHosts = await knownHostsOf(flags);
       const { api, out } = await apiContext(command);
       const created = await api.post<IssuedTriggerResource>(`${repositoryPath(flags.repo)}/triggers`, {
         provider,
         ...(flags.cloneUrl !== undefined ? { cloneUrl: flags.cloneUrl } : {}),
         ...(gitlab ? { gitlab } : {}),
         ...(credentials ? { credentials } : {}),
+        ...(knownHosts !== undefined ? { knownHosts } : {}),
         ...(flags.refFilter !== undefined ? { refFilter: flags.refFilter } : {}),
         ...(flags.dockerfile !== undefined ? { dockerfile: flags.dockerfile } : {}),
         ...(flags.context !== undefined ? { context: flags.context } : {}),
         ...(flags.buildArg ? { buildArgs: flags.buildArg } : {}),
         ...(flags.tag ? { tagTemplates: flags.tag } : {}),
         ...(flags.latest ? {} : { latestOnDefaultBranch: false }),
+        ...(flags.pullRobot !== undefined ? { pullRobot: flags.pullRobot } : {}),
         ...(flags.disabled ? { enabled: false } : {}),
       });
       showIssued(
@@ -328,6 +364,37 @@ export function registerTrigger(program: Command): void {
         out.done(`trigger ${changed.id} is ${changed.enabled ? 'enabled' : 'disabled'}`, changed);
       });
   }
+
+  trigger
+    .command('pull-robot')
+    .description(
+      "set the robot account whose read access the trigger's builds also pull with (private base images), or none",
+    )
+    .argument('<id>', 'the trigger id')
+    .argument('<robot>', 'namespace+name of a robot of a namespace you administer, or none')
+    .action(async (id: string, robot: string, _flags: unknown, command: Command) => {
+      const { api, out } = await apiContext(command);
+      const pullRobot = robot === 'none' ? null : robot;
+      const changed = await api.patch<TriggerResource>(triggerPath(id), { pullRobot });
+      out.done(
+        `trigger ${changed.id} ${changed.pullRobot ? `pulls with ${changed.pullRobot}` : 'has no pull robot'}`,
+        changed,
+      );
+    });
+
+  trigger
+    .command('known-hosts')
+    .description(
+      "set the SSH server's host keys the trigger's clones accept, from a known_hosts file, or none to accept any",
+    )
+    .argument('<id>', 'the trigger id')
+    .argument('<file>', 'known_hosts lines, e.g. from `ssh-keyscan -p PORT HOST`, or none')
+    .action(async (id: string, file: string, _flags: unknown, command: Command) => {
+      const knownHosts = file === 'none' ? null : await knownHostsOf({ knownHosts: file });
+      const { api, out } = await apiContext(command);
+      const changed = await api.patch<TriggerResource>(triggerPath(id), { knownHosts });
+      out.done(`trigger ${changed.id} known hosts: ${knownHostsText(changed)}`, changed);
+    });
 
   trigger
     .command('delete')

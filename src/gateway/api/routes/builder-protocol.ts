@@ -41,6 +41,7 @@ const assignmentResource = z.object({
     username: z.string().optional(),
     token: z.string().optional(),
     deployKey: z.string().optional(),
+    knownHosts: z.string().optional(),
   }),
   destinations: z.array(z.string()),
   registry: z.string(),

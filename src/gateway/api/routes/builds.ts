@@ -5,6 +5,7 @@ import { parseCursor } from '../../../builder/logs/entry.ts';
 import { cursorForFollow } from '../../../builder/logs/sse.ts';
 import { ApiError, notFound, unauthenticated } from '../../../errors.ts';
 import { principalName } from '../../../identity/accounts.ts';
+import { requirePullRobot } from '../../../identity/pull-robots.ts';
 import { isValidTag } from '../../../registry/names.ts';
 import { objectIdSchema } from '../../../triggers/push-event.ts';
 import { triggerChangesSchema } from '../../../triggers/trigger-settings.ts';
@@ -47,6 +48,7 @@ export const buildResource = z
     phaseMs: workPhaseMs.describe('milliseconds spent in each phase so far'),
     error: z.string().nullable(),
     requestedBy: z.string().nullable().describe('who started it by hand; null for a push'),
+    pullRobot: z.string().nullable().describe('the robot account whose read access it pulled with'),
     queuedAt: timestamp,
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
@@ -99,6 +101,9 @@ const manualBuild = z.strictObject({
     .max(20)
     .optional()
     .describe('default: the short commit, or the branch or tag name'),
+  pullRobot: triggerChangesSchema.shape.pullRobot.describe(
+    "a robot account (namespace+name, of a namespace you administer) whose read access the build also pulls with; default: the trigger's; null for none",
+  ),
 });
 
 const buildParams = z.object({ id: z.string().max(64) });
@@ -138,6 +143,7 @@ export const buildRoutes: ApiRoutes = async (
     phaseMs: build.phaseMs,
     error: build.error,
     requestedBy: build.requestedBy,
+    pullRobot: build.pullRobot,
     queuedAt: build.queuedAt.toISOString(),
     startedAt: isoOrNull(build.startedAt),
     finishedAt: isoOrNull(build.finishedAt),
@@ -196,6 +202,8 @@ export const buildRoutes: ApiRoutes = async (
       requireAccount(request);
       const repository = repositoryOf(request.params);
       await identity.requireRole(request.principal, repository, 'write');
+      const { pullRobot } = request.body;
+      if (pullRobot) await requirePullRobot(identity, request.principal, pullRobot);
       const build = await buildService.manual(
         { repository, ...request.body },
         principalName(request.principal),
@@ -206,6 +214,7 @@ export const buildRoutes: ApiRoutes = async (
         ref: build.ref,
         commit: build.commit,
         tags: build.tags,
+        pullRobot: build.pullRobot,
       });
       return reply.code(202).send(toBuildResource(build));
     },

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, invalid, notFound, unauthenticated } from '../../../errors.ts';
 import { principalName } from '../../../identity/accounts.ts';
+import { requirePullRobot } from '../../../identity/pull-robots.ts';
 import type { AuditKind } from '../../../identity/audit.ts';
 import { cloneUrlProblem, postReceiveHookScript } from '../../../triggers/custom-git.ts';
 import {
@@ -40,6 +41,10 @@ export const triggerResource = z
       ])
       .nullable()
       .describe('how the builder clones; the token or key itself is never shown'),
+    knownHosts: z
+      .string()
+      .nullable()
+      .describe("the SSH server's host keys (known_hosts format) its clones accept; null: not checked"),
     refFilter: z.string().nullable(),
     dockerfile: z.string(),
     context: z.string(),
@@ -47,6 +52,12 @@ export const triggerResource = z
     tagTemplates: z.array(z.string()),
     latestOnDefaultBranch: z.boolean(),
     enabled: z.boolean(),
+    pullRobot: z
+      .string()
+      .nullable()
+      .describe(
+        'the robot account whose read access builds also pull with (private base images); null for none',
+      ),
     gitlab: z
       .object({
         apiUrl: z.string(),
@@ -127,6 +138,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     webhookUrl: webhookUrlOf(trigger),
     cloneUrl: trigger.cloneUrl,
     credentials: trigger.credentials,
+    knownHosts: trigger.knownHosts,
     refFilter: trigger.refFilter,
     dockerfile: trigger.dockerfile,
     context: trigger.context,
@@ -134,6 +146,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     tagTemplates: trigger.tagTemplates,
     latestOnDefaultBranch: trigger.latestOnDefaultBranch,
     enabled: trigger.enabled,
+    pullRobot: trigger.pullRobot,
     gitlab: trigger.gitlab,
     disabledReason: trigger.disabledReason,
     failuresInARow: trigger.failuresInARow,
@@ -183,6 +196,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
       const repository = repositoryOf(request.params);
       await identity.requireRole(request.principal, repository, 'admin');
       const settings = request.body;
+      if (settings.pullRobot) await requirePullRobot(identity, request.principal, settings.pullRobot);
       // The trigger comes first: its id is in the webhook URL GitLab is given.
       const created = await triggers.create(repository, settings, principalName(request.principal));
       let trigger = created.trigger;
@@ -208,6 +222,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
         cloneUrl: trigger.cloneUrl,
         credentials: trigger.credentials?.kind ?? null,
         enabled: trigger.enabled,
+        pullRobot: trigger.pullRobot,
         ...(trigger.gitlab ? { gitlab: auditedLink(trigger) } : {}),
       });
       return reply.code(201).send({
@@ -268,7 +283,8 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
       if (changed.length === 0) {
         throw invalid(`nothing to change: send any of ${Object.keys(triggerChangesSchema.shape).join(', ')}`);
       }
-      const { gitlabToken } = request.body;
+      const { gitlabToken, pullRobot } = request.body;
+      if (pullRobot) await requirePullRobot(identity, request.principal, pullRobot);
       if (gitlabToken !== undefined && !current.gitlab) {
         throw invalid(
           `gitlabToken is for triggers Slipway set up on GitLab; build trigger ${current.id} was not set up there`,
@@ -281,6 +297,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
         changed,
         ...(credentials !== undefined ? { credentials: credentials === null ? 'removed' : 'changed' } : {}),
         ...(enabled !== undefined ? { enabled } : {}),
+        ...(pullRobot !== undefined ? { pullRobot } : {}),
         ...(gitlabToken !== undefined
           ? { gitlabToken: gitlabToken === null ? 'forgotten' : 'replaced' }
           : {}),
