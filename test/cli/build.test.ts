@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildLogWriter } from '../../src/builder/logs/writer.ts';
 import type { BuildResource, IssuedTriggerResource, TriggerResource } from '../../src/cli/resources.ts';
-import { recordFields, tableRows, useCliGateway } from './cli-user.ts';
+import { buildStartArgs, customGitTriggerArgs, recordFields, tableRows, useCliGateway } from './cli-user.ts';
 
 /** `slipway trigger` and `slipway build` against a gateway with authentication on; no builder runs. */
 describe('slipway trigger and build', () => {
@@ -67,15 +67,9 @@ describe('slipway trigger and build', () => {
   });
 
   it('disables, enables, rotates and deletes a trigger; prints a hook script for custom git', async () => {
-    const created = await gateway.root.json<IssuedTriggerResource>([
-      'trigger',
-      'create',
-      '--repo',
-      'acme/app',
-      '--custom-git',
-      '--clone-url',
-      'git@git.example.com:acme/app.git',
-    ]);
+    const created = await gateway.root.json<IssuedTriggerResource>(
+      customGitTriggerArgs('acme/app', 'git@git.example.com:acme/app.git'),
+    );
     expect(created.webhookUrl).toBe(`${gateway.slipway.url}/webhooks/git/${created.id}`);
     expect(await gateway.root.ok(['trigger', 'disable', created.id])).toContain('is disabled');
     expect((await gateway.root.json<TriggerResource>(['trigger', 'show', created.id])).enabled).toBe(false);
@@ -105,18 +99,16 @@ describe('slipway trigger and build', () => {
   it('starts, lists, shows and cancels builds', async () => {
     const usage = await gateway.root.run(['build', 'start', '--repo', 'acme/app', '--ref', 'main']);
     expect(usage.code).toBe(2);
-    const started = await gateway.root.json<BuildResource>([
-      'build',
-      'start',
-      '--repo',
-      'acme/app',
-      '--clone-url',
-      'https://git.example.com/acme/app.git',
-      '--commit',
-      '3f786850e387550fdab836ed7e6dc881de23001b',
-      '--tag',
-      'edge',
-    ]);
+    const started = await gateway.root.json<BuildResource>(
+      buildStartArgs(
+        'acme/app',
+        'https://git.example.com/acme/app.git',
+        '--commit',
+        '3f786850e387550fdab836ed7e6dc881de23001b',
+        '--tag',
+        'edge',
+      ),
+    );
     expect(started).toMatchObject({ phase: 'waiting', tags: ['edge'], requestedBy: 'root' });
 
     const rows = tableRows(await gateway.root.ok(['build', 'list', '--repo', 'acme/app']));
@@ -133,16 +125,9 @@ describe('slipway trigger and build', () => {
 
   it('prints a log, and follows one live with -f until the build ends, exiting 1 unless it completed', async () => {
     const start = () =>
-      gateway.root.json<BuildResource>([
-        'build',
-        'start',
-        '--repo',
-        'acme/app',
-        '--clone-url',
-        'https://git.example.com/acme/app.git',
-        '--ref',
-        'main',
-      ]);
+      gateway.root.json<BuildResource>(
+        buildStartArgs('acme/app', 'https://git.example.com/acme/app.git', '--ref', 'main'),
+      );
     const writerFor = (buildId: string) =>
       new BuildLogWriter({ redis, keyPrefix: gateway.slipway.services.buildLogs.keyPrefix, buildId });
 

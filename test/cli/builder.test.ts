@@ -7,7 +7,7 @@ import { ContainersWorkspace } from '../helpers/containers.ts';
 import { startStallingServer, type StallingServer } from '../helpers/stalling-server.ts';
 import { requireTool, waitFor } from '../helpers/tools.ts';
 import type { SlipwayProcess } from '../helpers/worker-process.ts';
-import { CliUser, tableRows, useCliGateway } from './cli-user.ts';
+import { buildStartArgs, CliUser, tableRows, useCliGateway } from './cli-user.ts';
 
 const builderSecret = 'builder-secret-0123456789abcdef0123456789';
 const commit = '3f786850e387550fdab836ed7e6dc881de23001b';
@@ -82,16 +82,9 @@ describe('slipway builder list', () => {
       builds: [],
     });
 
-    const build = await gateway.root.json<BuildResource>([
-      'build',
-      'start',
-      '--repo',
-      'acme/app',
-      '--clone-url',
-      `${remote.url}/acme/app.git`,
-      '--commit',
-      commit,
-    ]);
+    const build = await gateway.root.json<BuildResource>(
+      buildStartArgs('acme/app', `${remote.url}/acme/app.git`, '--commit', commit),
+    );
     await waitFor(
       'the builder to fetch from the remote',
       () => (remote.requests.length > 0 ? true : undefined),
@@ -119,16 +112,9 @@ describe('slipway builder list', () => {
   });
 
   it('lists a builder gone silent that still holds a build, and says why the build hangs', async () => {
-    const build = await gateway.root.json<BuildResource>([
-      'build',
-      'start',
-      '--repo',
-      'acme/app',
-      '--clone-url',
-      `${remote.url}/acme/app.git`,
-      '--ref',
-      'main',
-    ]);
+    const build = await gateway.root.json<BuildResource>(
+      buildStartArgs('acme/app', `${remote.url}/acme/app.git`, '--ref', 'main'),
+    );
     await gateway.slipway.services.buildService.claim(build.id, 'vanished-builder');
     const result = await gateway.root.run(['builder', 'list']);
     expect(result.code).toBe(0);

@@ -115,6 +115,16 @@ export function recordFields(stdout: string): Record<string, string> {
   );
 }
 
+/** The arguments of `slipway trigger create` for `repository` on a custom git server, then `options`. */
+export function customGitTriggerArgs(repository: string, cloneUrl: string, ...options: string[]): string[] {
+  return ['trigger', 'create', '--repo', repository, '--custom-git', '--clone-url', cloneUrl, ...options];
+}
+
+/** The arguments of `slipway build start` for `repository` cloned from `cloneUrl`, then `options`. */
+export function buildStartArgs(repository: string, cloneUrl: string, ...options: string[]): string[] {
+  return ['build', 'start', '--repo', repository, '--clone-url', cloneUrl, ...options];
+}
+
 export interface CliGateway {
   /** The gateway, with authentication on. */
   slipway: TestSlipway;

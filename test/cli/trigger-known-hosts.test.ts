@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sshKeyPair } from '../helpers/git-servers.ts';
-import { recordFields, useCliGateway } from './cli-user.ts';
+import { customGitTriggerArgs, recordFields, useCliGateway } from './cli-user.ts';
 
 /**
  * `slipway trigger create --known-hosts FILE` and `slipway trigger known-hosts ID FILE|none` give the trigger
@@ -25,17 +25,14 @@ describe('slipway trigger with known hosts', () => {
   });
 
   const create = (knownHostsFile: string) =>
-    gateway.root.run([
-      'trigger',
-      'create',
-      '--repo',
-      'acme/app',
-      '--custom-git',
-      '--clone-url',
-      'ssh://git@git.example.test:2222/acme/app.git',
-      '--known-hosts',
-      knownHostsFile,
-    ]);
+    gateway.root.run(
+      customGitTriggerArgs(
+        'acme/app',
+        'ssh://git@git.example.test:2222/acme/app.git',
+        '--known-hosts',
+        knownHostsFile,
+      ),
+    );
 
   it('creates the trigger with the file’s keys, and show prints their hosts and types', async () => {
     const file = join(dir, 'known_hosts');

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { recordFields, useCliGateway } from './cli-user.ts';
+import { customGitTriggerArgs, recordFields, useCliGateway } from './cli-user.ts';
 
 /** `slipway trigger create --pull-robot`, `trigger pull-robot` and `trigger show`. */
 describe('slipway trigger with a pull robot', () => {
@@ -12,17 +12,14 @@ describe('slipway trigger with a pull robot', () => {
   });
 
   it('creates a trigger with a pull robot, shows it, changes it to none, and refuses a borrowed one', async () => {
-    const created = await gateway.root.json<{ id: string; pullRobot: string | null }>([
-      'trigger',
-      'create',
-      '--repo',
-      'acme/app',
-      '--custom-git',
-      '--clone-url',
-      'https://git.example.com/acme/app.git',
-      '--pull-robot',
-      'acme+builder',
-    ]);
+    const created = await gateway.root.json<{ id: string; pullRobot: string | null }>(
+      customGitTriggerArgs(
+        'acme/app',
+        'https://git.example.com/acme/app.git',
+        '--pull-robot',
+        'acme+builder',
+      ),
+    );
     expect(created.pullRobot).toBe('acme+builder');
     expect(recordFields(await gateway.root.ok(['trigger', 'show', created.id]))['pull robot']).toBe(
       'acme+builder',

@@ -2,21 +2,22 @@ import { mkdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBuildControl } from '../../src/builder/builder-http-control.ts';
 import type { Build } from '../../src/builder/build-store.ts';
-import type {
-  BuildLogPageResource,
-  BuildResource,
-  IssuedTriggerResource,
-  TriggerResource,
-} from '../../src/cli/resources.ts';
-import { ApiCaller } from '../helpers/api.ts';
-import { adminPassword, adminUser, basic, startSecuredSlipway } from '../helpers/auth.ts';
+import type { IssuedTriggerResource, TriggerResource } from '../../src/cli/resources.ts';
+import type { ApiCaller } from '../helpers/api.ts';
+import { startSecuredSlipway } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import { sshKeyPair, startGitSshServer, type GitSshServer } from '../helpers/git-servers.ts';
-import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
-import { requireTool, waitFor } from '../helpers/tools.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { inspectAsAdmin } from '../builder/fixtures.ts';
-import { GitRepository } from '../builder/git-fixtures.ts';
+import type { GitRepository } from '../builder/git-fixtures.ts';
+import {
+  createTrigger,
+  LocalBuilderSlipway,
+  privateRecipeRepository,
+  requestBuild,
+  withRepositories,
+} from './build-fixtures.ts';
 
 const target = 'acme/checked';
 
@@ -27,6 +28,7 @@ const target = 'acme/checked';
  */
 describe('builds over SSH check the host key against the trigger’s known hosts', () => {
   let workspace: ContainersWorkspace;
+  let builds: LocalBuilderSlipway;
   let slipway: TestSlipway;
   let api: ApiCaller;
   let repository: GitRepository;
@@ -37,19 +39,12 @@ describe('builds over SSH check the host key against the trigger’s known hosts
   let hostName: string;
   let port: string;
   let triggerId: string;
-  const saved: NodeJS.ProcessEnv = {};
 
   beforeAll(async () => {
     requireTool('git', 'git');
     requireTool('ssh', 'openssh-client');
     workspace = await ContainersWorkspace.create('slipway-known-hosts-');
-    const gitDir = workspace.path('git');
-    await mkdir(gitDir);
-    repository = await GitRepository.create(gitDir, 'private');
-    commit = await repository.commit({
-      Dockerfile: 'FROM scratch\nCOPY recipe.txt /recipe.txt\n',
-      'recipe.txt': 'the secret sauce\n',
-    });
+    ({ repository, commit } = await privateRecipeRepository(workspace));
     const keys = workspace.path('keys');
     await mkdir(keys);
     let impostor: { publicKey: string };
@@ -59,27 +54,13 @@ describe('builds over SSH check the host key against the trigger’s known hosts
     port = new URL(sshd.url(repository.bare)).port;
     hostName = `[127.0.0.1]:${port}`;
 
-    // buildah, started by the gateway in this process, takes these from its environment.
-    for (const key of ['CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'CONTAINERS_CONF'] as const) {
-      saved[key] = process.env[key];
-      process.env[key] = workspace.env[key];
-    }
-    slipway = await startSecuredSlipway({
-      config: { builds: { localBuilder: true, isolation: 'chroot', storageDriver: 'vfs' } },
-    });
-    api = ApiCaller.as(slipway, basic(adminUser, adminPassword));
-    const fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository(target);
+    builds = await LocalBuilderSlipway.start(workspace, [target]);
+    ({ slipway, api } = builds);
   });
 
   afterAll(async () => {
-    await slipway?.stop();
+    await builds?.stop();
     await sshd?.stop();
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
     await workspace?.remove();
   });
 
@@ -98,25 +79,7 @@ describe('builds over SSH check the host key against the trigger’s known hosts
   };
 
   /** Builds the commit with the trigger into `tag`; the ended build and its log's lines. */
-  async function buildWith(tag: string) {
-    const started = await api.post<BuildResource>(`/repositories/${target}/builds`, {
-      triggerId,
-      commit,
-      tags: [tag],
-    });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const build = await waitFor(
-      `build ${started.body.id} to end and its log to be archived`,
-      async () => {
-        const current = await slipway.services.builds.get(started.body.id);
-        return current?.logDigest ? current : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 200 },
-    );
-    const page = await api.get<BuildLogPageResource>(`/builds/${build.id}/logs?limit=10000`);
-    const log = page.body.entries.flatMap((entry) => (entry.type === 'line' ? [entry.text!] : []));
-    return { build, log: log.join('\n') };
-  }
+  const buildWith = (tag: string) => builds.buildWithLog(target, { triggerId, commit, tags: [tag] });
 
   const acceptedConnections = () => sshd.log().match(/Accepted publickey/g)?.length ?? 0;
 
@@ -187,37 +150,27 @@ describe('a builder claiming a build over the builder protocol', () => {
   beforeAll(async () => {
     // No builder of its own: builds wait for the one this test plays.
     slipway = await startSecuredSlipway({ config: { builds: { builderSecret, localBuilder: false } } });
-    api = ApiCaller.as(slipway, basic(adminUser, adminPassword));
-    const fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository(target);
+    ({ api } = await withRepositories(slipway, [target]));
   });
   afterAll(async () => {
     await slipway?.stop();
   });
 
   const claim = async (build: Record<string, unknown>) => {
-    const started = await api.post<BuildResource>(`/repositories/${target}/builds`, {
-      commit: 'a'.repeat(40),
-      tags: ['wire'],
-      ...build,
-    });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const id = await requestBuild(api, target, { commit: 'a'.repeat(40), tags: ['wire'], ...build });
     const control = new HttpBuildControl({ gateway: slipway.url, secret: builderSecret });
-    return (await control.claim(started.body.id, 'wire-builder'))!;
+    return (await control.claim(id, 'wire-builder'))!;
   };
 
   it("gets the trigger's known hosts with the clone credentials; a build without a trigger none", async () => {
     const knownHosts =
       '[git.example.test]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM0HnXUxjO+BKXiaNHByoTTWhNcNRWwTEl5Ok29gpKUJ';
-    const trigger = await api.post<IssuedTriggerResource>(`/repositories/${target}/triggers`, {
-      provider: 'custom',
+    const trigger = await createTrigger(api, target, {
       cloneUrl: 'ssh://git@git.example.test:2222/acme/app.git',
       knownHosts,
     });
-    expect(trigger.status, JSON.stringify(trigger.body)).toBe(201);
 
-    const withTrigger = await claim({ triggerId: trigger.body.id });
+    const withTrigger = await claim({ triggerId: trigger.id });
     expect(withTrigger.clone).toEqual({ knownHosts });
     const withoutTrigger = await claim({ cloneUrl: 'ssh://git@git.example.test:2222/acme/app.git' });
     expect(withoutTrigger.clone).toEqual({});

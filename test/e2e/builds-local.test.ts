@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build } from '../../src/builder/build-store.ts';
-import { adminUser, startSecuredSlipway } from '../helpers/auth.ts';
+import { revisionLabel } from '../../src/builder/executors/index.ts';
+import { adminUser } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
-import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
-import { requireTool, waitFor } from '../helpers/tools.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { inspectAsAdmin } from '../builder/fixtures.ts';
 import { GitRepository } from '../builder/git-fixtures.ts';
-
-const revisionLabel = 'org.opencontainers.image.revision';
+import { LocalBuilderSlipway } from './build-fixtures.ts';
 
 /**
  * One `slipway serve` that builds by itself (builds.localBuilder), as a single-node install does: a
@@ -17,33 +16,20 @@ const revisionLabel = 'org.opencontainers.image.revision';
  */
 describe('the builder inside slipway serve', () => {
   let workspace: ContainersWorkspace;
+  let builds: LocalBuilderSlipway;
   let slipway: TestSlipway;
   let repository: GitRepository;
-  const saved: NodeJS.ProcessEnv = {};
 
   beforeAll(async () => {
     requireTool('git', 'git');
     workspace = await ContainersWorkspace.create('slipway-local-builder-');
-    // buildah, started by the gateway in this process, keeps its storage in the workspace.
-    for (const key of ['CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'CONTAINERS_CONF'] as const) {
-      saved[key] = process.env[key];
-      process.env[key] = workspace.env[key];
-    }
-    slipway = await startSecuredSlipway({
-      config: { builds: { localBuilder: true, isolation: 'chroot', storageDriver: 'vfs' } },
-    });
-    const fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository('acme/local');
+    builds = await LocalBuilderSlipway.start(workspace, ['acme/local']);
+    ({ slipway } = builds);
     repository = await GitRepository.create(workspace.path('tmp'), 'local');
   });
 
   afterAll(async () => {
-    await slipway?.stop();
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
+    await builds?.stop();
     await workspace?.remove();
   });
 
@@ -56,14 +42,7 @@ describe('the builder inside slipway serve', () => {
       { repository: 'acme/local', cloneUrl: repository.bare, commit, tags: ['local-1'] },
       adminUser,
     );
-    const build = await waitFor(
-      'the local build to end and its log to be archived',
-      async () => {
-        const current = await slipway.services.builds.get(requested.id);
-        return current && current.logDigest !== null ? current : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 200 },
-    );
+    const build = await builds.archived(requested.id);
     expect(build).toMatchObject<Partial<Build>>({ phase: 'complete', commit, error: null });
     expect(build.builder).toMatch(/-local-\d+$/);
     const image = await inspectAsAdmin(workspace, `${slipway.host}/acme/local:local-1`);

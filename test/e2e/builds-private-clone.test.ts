@@ -2,9 +2,6 @@ import { mkdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build } from '../../src/builder/build-store.ts';
 import { revisionLabel } from '../../src/builder/executors/index.ts';
-import type { BuildLogPageResource, BuildResource, IssuedTriggerResource } from '../../src/cli/resources.ts';
-import { ApiCaller } from '../helpers/api.ts';
-import { adminPassword, adminUser, basic, startSecuredSlipway } from '../helpers/auth.ts';
 import { commandLines } from '../helpers/command-lines.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
 import {
@@ -14,11 +11,11 @@ import {
   type GitHttpServer,
   type GitSshServer,
 } from '../helpers/git-servers.ts';
-import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
-import { requireTool, waitFor } from '../helpers/tools.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { inspectAsAdmin } from '../builder/fixtures.ts';
-import { GitRepository } from '../builder/git-fixtures.ts';
+import type { GitRepository } from '../builder/git-fixtures.ts';
+import { LocalBuilderSlipway, privateRecipeRepository } from './build-fixtures.ts';
 
 const gitUser = 'ci-reader';
 const gitToken = 'glpat-private-clone-0123456789';
@@ -37,8 +34,8 @@ const keyLines = (privateKey: string) => privateKey.split('\n').filter((line) =>
  */
 describe('builds of private repositories with the trigger’s clone credentials', () => {
   let workspace: ContainersWorkspace;
+  let builds: LocalBuilderSlipway;
   let slipway: TestSlipway;
-  let api: ApiCaller;
   let repository: GitRepository;
   let commit: string;
   let https: GitHttpServer;
@@ -47,22 +44,16 @@ describe('builds of private repositories with the trigger’s clone credentials'
   let strayKey: { privateKey: string; publicKey: string };
   /** Every process's command line, read while the HTTPS server held a request of the clone. */
   const duringClone: string[][] = [];
-  const saved: NodeJS.ProcessEnv = {};
 
   beforeAll(async () => {
     requireTool('git', 'git');
     requireTool('openssl', 'openssl');
     requireTool('ssh', 'openssh-client');
     workspace = await ContainersWorkspace.create('slipway-private-clone-');
-    const gitDir = workspace.path('git');
-    await mkdir(gitDir);
-    repository = await GitRepository.create(gitDir, 'private');
-    commit = await repository.commit({
-      Dockerfile: 'FROM scratch\nCOPY recipe.txt /recipe.txt\n',
-      'recipe.txt': 'the secret sauce\n',
-    });
+    const recipe = await privateRecipeRepository(workspace);
+    ({ repository, commit } = recipe);
     https = await startGitHttpServer({
-      root: gitDir,
+      root: recipe.gitDir,
       user: gitUser,
       token: gitToken,
       onRequest: () => void duringClone.push(...commandLines()),
@@ -72,68 +63,28 @@ describe('builds of private repositories with the trigger’s clone credentials'
     [deployKey, strayKey] = await Promise.all([sshKeyPair(keys, 'deploy'), sshKeyPair(keys, 'stray')]);
     sshd = await startGitSshServer(workspace.path('sshd'), [deployKey.publicKey]);
 
-    // buildah and git, started by the gateway in this process, take these from its environment.
-    const settings: NodeJS.ProcessEnv = { ...workspace.env, GIT_SSL_CAINFO: https.certificateFile };
-    for (const key of [
-      'CONTAINERS_STORAGE_CONF',
-      'CONTAINERS_REGISTRIES_CONF',
-      'CONTAINERS_CONF',
-      'GIT_SSL_CAINFO',
-    ] as const) {
-      saved[key] = process.env[key];
-      process.env[key] = settings[key];
-    }
-    slipway = await startSecuredSlipway({
-      config: { builds: { localBuilder: true, isolation: 'chroot', storageDriver: 'vfs' } },
+    // git, started by the gateway in this process, takes GIT_SSL_CAINFO from its environment.
+    builds = await LocalBuilderSlipway.start(workspace, ['acme/over-https', 'acme/over-ssh'], {
+      GIT_SSL_CAINFO: https.certificateFile,
     });
-    api = ApiCaller.as(slipway, basic(adminUser, adminPassword));
-    const fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository('acme/over-https');
-    await fixtures.repository('acme/over-ssh');
+    ({ slipway } = builds);
   });
 
   afterAll(async () => {
-    await slipway?.stop();
+    await builds?.stop();
     await https?.stop();
     await sshd?.stop();
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
     await workspace?.remove();
   });
 
-  async function createTrigger(target: string, cloneUrl: string, credentials: object): Promise<string> {
-    const created = await api.post<IssuedTriggerResource>(`/repositories/${target}/triggers`, {
-      provider: 'custom',
-      cloneUrl,
-      credentials,
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    return created.body.id;
-  }
+  const createTrigger = async (target: string, cloneUrl: string, credentials: object): Promise<string> =>
+    (await builds.createTrigger(target, { cloneUrl, credentials })).id;
 
   /** Builds the commit with the trigger into `tag`; the ended build and its log's lines. */
   async function buildWith(target: string, triggerId: string, tag: string) {
-    const started = await api.post<BuildResource>(`/repositories/${target}/builds`, {
-      triggerId,
-      commit,
-      tags: [tag],
-    });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const build = await waitFor(
-      `build ${started.body.id} to end and its log to be archived`,
-      async () => {
-        const current = await slipway.services.builds.get(started.body.id);
-        return current?.logDigest ? current : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 200 },
-    );
-    const page = await api.get<BuildLogPageResource>(`/builds/${build.id}/logs?limit=10000`);
-    expect(page.body.ended).toBe(true);
-    const log = page.body.entries.flatMap((entry) => (entry.type === 'line' ? [entry.text!] : []));
-    return { build, log: log.join('\n') };
+    const { build, log, logEnded } = await builds.buildWithLog(target, { triggerId, commit, tags: [tag] });
+    expect(logEnded).toBe(true);
+    return { build, log };
   }
 
   const expectPushed = async (target: string, tag: string, build: Build) => {

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildResource, IssuedTriggerResource, TriggerResource } from '../../src/cli/resources.ts';
-import { ApiCaller } from '../helpers/api.ts';
-import { adminPassword, adminUser, basic, startSecuredSlipway } from '../helpers/auth.ts';
+import type { ApiCaller } from '../helpers/api.ts';
+import { adminPassword, adminUser } from '../helpers/auth.ts';
 import { ContainersWorkspace } from '../helpers/containers.ts';
-import { IdentityFixtures } from '../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../helpers/slipway.ts';
-import { requireTool, waitFor } from '../helpers/tools.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { inspectAsAdmin } from '../builder/fixtures.ts';
 import { GitRepository } from '../builder/git-fixtures.ts';
 import { shellBaseLayout } from '../builder/shell-base.ts';
+import { LocalBuilderSlipway } from './build-fixtures.ts';
 
 /**
  * Builds FROM a private base image, in one `slipway serve` that builds by itself: the build's own token
@@ -17,27 +17,18 @@ import { shellBaseLayout } from '../builder/shell-base.ts';
  */
 describe('builds with a pull robot', () => {
   let workspace: ContainersWorkspace;
+  let builds: LocalBuilderSlipway;
   let slipway: TestSlipway;
   let api: ApiCaller;
   let sources: GitRepository;
   let commit: string;
-  const saved: NodeJS.ProcessEnv = {};
 
   beforeAll(async () => {
     requireTool('git', 'git');
     workspace = await ContainersWorkspace.create('slipway-pull-robot-');
-    // buildah, started by the gateway in this process, keeps its storage in the workspace.
-    for (const key of ['CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'CONTAINERS_CONF'] as const) {
-      saved[key] = process.env[key];
-      process.env[key] = workspace.env[key];
-    }
-    slipway = await startSecuredSlipway({
-      config: { builds: { localBuilder: true, isolation: 'chroot', storageDriver: 'vfs' } },
-    });
-    api = ApiCaller.as(slipway, basic(adminUser, adminPassword));
-    const fixtures = await IdentityFixtures.of(slipway);
-    await fixtures.organization('acme');
-    await fixtures.repository('acme/app');
+    builds = await LocalBuilderSlipway.start(workspace, ['acme/app']);
+    const { fixtures } = builds;
+    ({ slipway, api } = builds);
     // Pushed by the superuser, the repository is created private.
     await workspace.skopeo([
       'copy',
@@ -59,40 +50,20 @@ describe('builds with a pull robot', () => {
   });
 
   afterAll(async () => {
-    await slipway?.stop();
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
+    await builds?.stop();
     await workspace?.remove();
   });
 
   async function triggerWith(pullRobot: string | null): Promise<IssuedTriggerResource> {
-    const created = await api.post<IssuedTriggerResource>('/repositories/acme/app/triggers', {
-      provider: 'custom',
-      cloneUrl: `file://${sources.bare}`,
-      pullRobot,
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect(created.body.pullRobot).toBe(pullRobot);
-    return created.body;
+    const created = await builds.createTrigger('acme/app', { cloneUrl: `file://${sources.bare}`, pullRobot });
+    expect(created.pullRobot).toBe(pullRobot);
+    return created;
   }
 
   /** Builds the commit with the trigger's settings, as `slipway build start --trigger` does; the ended build. */
   async function buildWith(trigger: TriggerResource, tag: string): Promise<BuildResource> {
-    const started = await api.post<BuildResource>('/repositories/acme/app/builds', {
-      triggerId: trigger.id,
-      commit,
-      tags: [tag],
-    });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    return waitFor(
-      `build ${started.body.id} to end`,
-      async () => {
-        const { body } = await api.get<BuildResource>(`/builds/${started.body.id}`);
-        return body.finishedAt !== null ? body : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 250 },
+    return builds.ended(
+      await builds.requestBuild('acme/app', { triggerId: trigger.id, commit, tags: [tag] }),
     );
   }
 
