@@ -79,6 +79,36 @@ describe('/api/v1/builders', () => {
     expect(user.body.error?.code).toBe('SLW_ERR_FORBIDDEN');
   });
 
+  it('lists a builder by what its announcement holds, null for what it does not say', async () => {
+    const prefix = slipway.services.buildLogs.keyPrefix;
+    const key = builderKey(prefix, 'older-builder');
+    const startedAt = new Date().toISOString();
+    await redis.set(
+      key,
+      JSON.stringify({ name: 'older-builder', concurrency: 3, executor: 'docker', startedAt, running: [] }),
+      'EX',
+      30,
+    );
+    await redis.zadd(`${prefix}:builders`, Date.now() + 30_000, 'older-builder');
+    try {
+      expect((await listed()).find((builder) => builder.name === 'older-builder')).toEqual({
+        name: 'older-builder',
+        state: 'live',
+        executor: 'docker',
+        concurrency: 3,
+        host: null,
+        pid: null,
+        version: null,
+        startedAt,
+        heartbeatAt: null,
+        builds: [],
+      });
+    } finally {
+      await redis.del(key);
+      await redis.zrem(`${prefix}:builders`, 'older-builder');
+    }
+  });
+
   it('lists a running builder with the build it runs, and drops it once it stops', async () => {
     requireTool('git', 'git');
     expect(await listed()).toEqual([]);
@@ -161,33 +191,6 @@ describe('/api/v1/builders', () => {
       },
     ]);
     expect(await metrics()).toMatch(/^slipway_builds_running\{builder="vanished-builder"\} 1$/m);
-  });
-
-  it('lists a builder of an earlier version by what its announcement holds', async () => {
-    const key = builderKey(slipway.services.buildLogs.keyPrefix, 'older-builder');
-    const startedAt = new Date().toISOString();
-    await redis.set(
-      key,
-      JSON.stringify({ name: 'older-builder', concurrency: 3, executor: 'docker', startedAt, running: [] }),
-      'EX',
-      30,
-    );
-    try {
-      expect((await listed()).find((builder) => builder.name === 'older-builder')).toEqual({
-        name: 'older-builder',
-        state: 'live',
-        executor: 'docker',
-        concurrency: 3,
-        host: null,
-        pid: null,
-        version: null,
-        startedAt,
-        heartbeatAt: null,
-        builds: [],
-      });
-    } finally {
-      await redis.del(key);
-    }
   });
 
   it('is described in the OpenAPI document', async () => {
