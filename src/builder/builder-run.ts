@@ -15,6 +15,7 @@ import { CheckoutError, checkoutCommit } from './git-checkout.ts';
 import { BuildLogWriter } from './logs/writer.ts';
 import type { OutputStream } from './output/output-stream.ts';
 import { credentialForms, SecretMasker } from './output/secret-masker.ts';
+import { pullDeniedHint } from './pull-denied-hint.ts';
 
 /** Why a running build was stopped from outside its own steps. */
 export type StopReason = 'cancelled' | 'timeout' | 'lost' | 'shutdown';
@@ -209,8 +210,12 @@ export class BuildRun {
       case 'lost':
         return { phase: 'internal_error', error: 'the builder lost its claim', phaseMs };
     }
+    if (error instanceof BuildFailedError) {
+      const { registry, build } = this.#assignment;
+      const hint = pullDeniedHint(error, registry, build.repository);
+      return { phase: 'error', error: hint ? `${error.message}\n${hint}` : error.message, phaseMs };
+    }
     if (
-      error instanceof BuildFailedError ||
       error instanceof InvalidBuildRequestError ||
       error instanceof CheckoutError ||
       error instanceof BuildCancelledError

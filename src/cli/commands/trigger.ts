@@ -3,7 +3,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { path } from '../client.ts';
 import { apiContext } from '../context.ts';
 import { CliError, usageError } from '../errors.ts';
-import { time, type Column, type Output } from '../output.ts';
+import { fingerprintLines, scanHostKeys } from '../host-key-scan.ts';
+import { outputOf, time, type Column, type Output } from '../output.ts';
 import type { DeletedTriggerResource, IssuedTriggerResource, TriggerResource } from '../resources.ts';
 import { parseKnownHosts } from '../../triggers/known-hosts.ts';
 import { repositoryPath } from './repo.ts';
@@ -145,6 +146,7 @@ interface CreateFlags {
   tokenUser?: string;
   deployKey?: string;
   knownHosts?: string;
+  scanHostKeys?: boolean;
   pullRobot?: string;
   disabled?: boolean;
 }
@@ -206,6 +208,19 @@ async function knownHostsOf(flags: Pick<CreateFlags, 'knownHosts'>): Promise<str
   } catch (error) {
     throw new CliError('SLW_ERR_FILE', `cannot read ${flags.knownHosts}: ${(error as Error).message}`, 2);
   }
+}
+
+/**
+ * The host keys of the clone URL's SSH server, scanned from this machine, with their fingerprints on
+ * stderr: nothing vouches for a scanned key but the user comparing them with what the git host publishes.
+ */
+async function scannedKnownHosts(cloneUrl: string, out: Output): Promise<string> {
+  const knownHosts = await scanHostKeys(cloneUrl);
+  out.note(
+    'Host keys scanned from this machine; compare them with the fingerprints your git host publishes:',
+  );
+  for (const line of fingerprintLines(knownHosts)) out.note(`  ${line}`);
+  return knownHosts;
 }
 
 async function credentialsOf(flags: CreateFlags): Promise<Record<string, string> | undefined> {
@@ -293,6 +308,12 @@ export function registerTrigger(program: Command): void {
       '--known-hosts <file>',
       "the SSH server's host keys in known_hosts format, e.g. from `ssh-keyscan -p PORT HOST`; SSH clones accept only these",
     )
+    .addOption(
+      new Option(
+        '--scan-host-keys',
+        "scan the SSH clone URL's host keys from this machine (ssh-keyscan), print their fingerprints and accept only these",
+      ).conflicts('knownHosts'),
+    )
     .option(
       '--pull-robot <namespace+name>',
       'builds also pull what this robot account may read, e.g. a private base image (a robot of a namespace you administer)',
@@ -304,8 +325,13 @@ export function registerTrigger(program: Command): void {
       if (flags.cloneUrl === undefined && !gitlab) {
         throw usageError('give --clone-url (a GitLab trigger set up with --gitlab-url may leave it out)');
       }
+      if (flags.scanHostKeys && flags.cloneUrl === undefined) {
+        throw usageError('--scan-host-keys scans the host of --clone-url: give the SSH clone URL');
+      }
       const credentials = await credentialsOf(flags);
-      const knownHosts = await knownHostsOf(flags);
+      const knownHosts = flags.scanHostKeys
+        ? await scannedKnownHosts(flags.cloneUrl!, outputOf(command))
+        : await knownHostsOf(flags);
       const { api, out } = await apiContext(command);
       const created = await api.post<IssuedTriggerResource>(`${repositoryPath(flags.repo)}/triggers`, {
         provider,
@@ -385,13 +411,25 @@ export function registerTrigger(program: Command): void {
   trigger
     .command('known-hosts')
     .description(
-      "set the SSH server's host keys the trigger's clones accept, from a known_hosts file, or none to accept any",
+      "set the SSH server's host keys the trigger's clones accept, from a known_hosts file or scanned, or none to accept any",
     )
     .argument('<id>', 'the trigger id')
-    .argument('<file>', 'known_hosts lines, e.g. from `ssh-keyscan -p PORT HOST`, or none')
-    .action(async (id: string, file: string, _flags: unknown, command: Command) => {
-      const knownHosts = file === 'none' ? null : await knownHostsOf({ knownHosts: file });
+    .argument('[file]', 'known_hosts lines, e.g. from `ssh-keyscan -p PORT HOST`, or none')
+    .option(
+      '--scan',
+      "instead of a file: scan the clone URL's host keys from this machine (ssh-keyscan) and print their fingerprints",
+    )
+    .action(async (id: string, file: string | undefined, flags: { scan?: boolean }, command: Command) => {
+      if (Boolean(flags.scan) === (file !== undefined)) {
+        throw usageError('give the known_hosts file, none, or --scan: one of them');
+      }
       const { api, out } = await apiContext(command);
+      const knownHosts =
+        file === undefined
+          ? await scannedKnownHosts((await api.get<TriggerResource>(triggerPath(id))).cloneUrl, out)
+          : file === 'none'
+            ? null
+            : await knownHostsOf({ knownHosts: file });
       const changed = await api.patch<TriggerResource>(triggerPath(id), { knownHosts });
       out.done(`trigger ${changed.id} known hosts: ${knownHostsText(changed)}`, changed);
     });
