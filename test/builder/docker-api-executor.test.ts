@@ -145,6 +145,40 @@ describe('DockerApiExecutor against podman system service and a Slipway under te
     expect(lines.texts.join('\n')).not.toContain(builder.password);
   });
 
+  /** The process ID a RUN step's shell printed as `step pid <pid>`: 1 in a runtime container. */
+  const stepPid = (lines: LineRecorder): number | undefined => {
+    const printed = lines.texts.map((text) => /^step pid (\d+)$/.exec(text)).find(Boolean);
+    return printed ? Number(printed[1]) : undefined;
+  };
+
+  it('runs RUN steps with the isolation it was given, not the engine’s runtime', async () => {
+    // Under chroot isolation the step shares the engine's PID namespace; a runtime container starts its own.
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nRUN echo "chroot build" && echo "step pid $$"\n`,
+    });
+    const destination = `${slipway.host}/acme/app:chroot`;
+    const lines = new LineRecorder();
+    const result = await executor.build(request(context, { destinations: [destination] }), {
+      onLine: lines.onLine,
+    });
+    expect(stepPid(lines)).toBeGreaterThan(1);
+    expect((await inspect(destination)).digest).toBe(result.digest);
+  });
+
+  it('runs RUN steps with the engine’s runtime when no isolation is set', async () => {
+    const context = await newContext({
+      Dockerfile: `FROM ${shellBase}\nRUN echo "runtime build" && echo "step pid $$"\n`,
+    });
+    const destination = `${slipway.host}/acme/app:runtime`;
+    const lines = new LineRecorder();
+    const engineDefault = new DockerApiExecutor({ docker: { socketPath: podman.socketPath } });
+    const result = await engineDefault.build(request(context, { destinations: [destination] }), {
+      onLine: lines.onLine,
+    });
+    expect(stepPid(lines)).toBe(1);
+    expect((await inspect(destination)).digest).toBe(result.digest);
+  });
+
   it('rejects a failing build with the engine’s error and the last lines', async () => {
     const context = await newContext({
       Dockerfile: `FROM ${shellBase}\nRUN echo "about to fail" && exit 3\n`,

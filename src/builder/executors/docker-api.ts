@@ -11,27 +11,32 @@ import {
   type PushedReference,
 } from './executor.ts';
 import { followProgress, type ProgressOutcome } from './json-progress.ts';
+import { libpodBuild, podmanApiVersion, type EngineBuildOptions } from './libpod-build.ts';
 import { prepareBuild, type Destination } from './request.ts';
 
 export interface DockerApiExecutorOptions {
   /** The engine: a dockerode client or how to reach one; default dockerode's (DOCKER_HOST or the local socket). */
   docker?: Docker | Docker.DockerOptions;
-  /** The build's `isolation` parameter; Podman takes `chroot`, `oci` or `rootless`. */
+  /** How RUN steps run: `chroot`, `oci` or `rootless` on Podman; `process` or `hyperv` on Windows. */
   isolation?: string;
 }
 
 /**
  * Builds and pushes through the Docker Engine API: Docker, or Podman's `podman system service`. The context
  * goes to the engine as a tar stream, without what the build's ignore file excludes (see `build-ignore.ts`),
- * as the Docker CLI sends it. Pull mirrors are the engine's own configuration (Docker's
- * `registry-mirrors`, Podman's registries.conf), so a request's `pullMirrors` are not applied here. With
- * `tlsVerify: false`, Podman pulls and pushes over plain HTTP; Docker needs the registry in its
- * `insecure-registries` (loopback addresses are already). Cancelling closes the engine connection: Docker
- * stops the build then, while Podman (4.x) lets the running step finish and pushes nothing.
+ * as the Docker CLI sends it. With an isolation set, a build on Podman goes to its own `/libpod/build`, as
+ * its Docker-compatible `/build` ignores `isolation` and runs RUN steps with the OCI runtime (whether the
+ * engine is Podman, `GET /version` tells once per executor). Pull mirrors are the engine's own
+ * configuration (Docker's `registry-mirrors`, Podman's registries.conf), so a request's `pullMirrors` are
+ * not applied here. With `tlsVerify: false`, Podman pulls and pushes over plain HTTP; Docker needs the
+ * registry in its `insecure-registries` (loopback addresses are already). Cancelling closes the engine
+ * connection: Docker stops the build then, while Podman (4.x) lets the running step finish and pushes
+ * nothing.
  */
 export class DockerApiExecutor implements Executor {
   readonly #docker: Docker;
   readonly #isolation: string | undefined;
+  #podmanApiVersion: Promise<string | undefined> | undefined;
 
   constructor(options: DockerApiExecutorOptions = {}) {
     this.#docker = options.docker instanceof Docker ? options.docker : new Docker(options.docker);
@@ -54,7 +59,7 @@ export class DockerApiExecutor implements Executor {
     try {
       onPhase?.('build');
       const buildStarted = performance.now();
-      const buildOptions = {
+      const buildOptions: EngineBuildOptions = {
         dockerfile: prepared.dockerfile,
         t: first.reference,
         buildargs: prepared.buildArgs,
@@ -81,7 +86,7 @@ export class DockerApiExecutor implements Executor {
       const context = await packContext(prepared.contextDir, prepared.dockerfile);
       createdTags.push(first.reference);
       const built = await this.#follow('build', output, signal, () =>
-        this.#docker.buildImage(context, buildOptions),
+        this.#startBuild(context, buildOptions),
       );
       if (built.error !== undefined) throw new BuildFailedError('build', built.error, output.tail());
       for (const destination of others) {
@@ -137,6 +142,25 @@ export class DockerApiExecutor implements Executor {
           .catch(() => undefined);
       }
     }
+  }
+
+  /** Starts the build: through `/libpod/build` on Podman when an isolation is set, as only that reads it. */
+  async #startBuild(
+    context: NodeJS.ReadableStream,
+    options: EngineBuildOptions,
+  ): Promise<NodeJS.ReadableStream> {
+    const podmanApi = options.isolation === undefined ? undefined : await this.#podmanApi();
+    if (podmanApi !== undefined) return libpodBuild(this.#docker, podmanApi, context, options);
+    return this.#docker.buildImage(context, options);
+  }
+
+  /** The engine's libpod API version if it is Podman, asked once (again after a failed answer). */
+  #podmanApi(): Promise<string | undefined> {
+    this.#podmanApiVersion ??= podmanApiVersion(this.#docker).catch((error: unknown) => {
+      this.#podmanApiVersion = undefined;
+      throw error;
+    });
+    return this.#podmanApiVersion;
   }
 
   /** Starts a streamed engine request and follows its progress, turning an abort into `BuildCancelledError`. */
