@@ -12,6 +12,7 @@ import {
   type BuildEnd,
   type BuildRetention,
   type BuildStore,
+  type EndPhase,
   type NewBuild,
   type WorkPhase,
 } from './build-store.ts';
@@ -33,6 +34,12 @@ export interface BuildCredentials {
 /** Stores a build's log once it ended; the archive's digest, or null when there was no log. */
 export type LogArchiver = (buildId: string) => Promise<string | null>;
 
+/**
+ * Ends the log of a build the gateway ended itself as its builder would have (why, the final phase,
+ * the end), unless the log has ended already.
+ */
+export type LogEnder = (buildId: string, end: { phase: EndPhase; reason: string }) => Promise<void>;
+
 export interface BuildServiceOptions {
   db: Database;
   builds: BuildStore;
@@ -41,6 +48,7 @@ export interface BuildServiceOptions {
   queue: BuildQueue;
   credentials: BuildCredentials;
   archiveLog: LogArchiver;
+  endLog: LogEnder;
   /** host[:port] builders push to and pull base images from. */
   registryHost: () => string;
   /** The longest a build may take from its claim; it then ends `timeout`. */
@@ -303,7 +311,10 @@ export class BuildService {
     return outcome;
   }
 
-  /** Ends the build with its event and the trigger's count of failures; then archives its log. */
+  /**
+   * Ends the build with its event and the trigger's count of failures; then archives its log. With no
+   * builder, the gateway ends it: only the gateway whose update ended it ends its log, before archiving.
+   */
   async #end(id: string, builder: string | null, end: BuildEnd): Promise<Build | null> {
     const { db, builds, triggers, credentials } = this.#options;
     const ended = await db.transaction(async (tx) => {
@@ -322,6 +333,11 @@ export class BuildService {
     });
     if (!ended) return null;
     await credentials.revoke(id).catch(() => {});
+    if (builder === null) {
+      const reason = end.error ?? 'the build was cancelled before a builder took it';
+      // Should this fail, followers still notice the end at their next keep-alive.
+      await this.#options.endLog(id, { phase: end.phase, reason }).catch(() => {});
+    }
     const logDigest = await this.#options.archiveLog(id).catch(() => null);
     if (logDigest) await builds.setLogDigest(id, logDigest);
     return (await builds.get(id))!;

@@ -36,6 +36,7 @@ import type { BlobDriver } from '../registry/storage/driver.ts';
 import { TagHistory } from '../registry/tag-history.ts';
 import { BuildLogArchive } from '../builder/logs/archive.ts';
 import { BuildLogReader } from '../builder/logs/reader.ts';
+import { endLogAsBuilder } from '../builder/logs/writer.ts';
 import { BuildQueue } from '../builder/build-queue.ts';
 import { BuildService } from '../builder/build-service.ts';
 import { BuildStore } from '../builder/build-store.ts';
@@ -250,6 +251,7 @@ export async function createServices(config: Config): Promise<Services> {
         );
         return archived.digest;
       },
+      endLog: (buildId, end) => endLogAsBuilder({ redis: logRedis, keyPrefix: prefix, buildId }, end),
       registryHost: () => new URL(publicUrl.value).host,
       timeoutSeconds: config.builds.timeout,
       claimSeconds: config.builds.claim,

@@ -1,5 +1,9 @@
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Build } from '../../src/builder/build-store.ts';
+import type { BuildLogEntry } from '../../src/builder/logs/entry.ts';
+import { BuildLogWriter } from '../../src/builder/logs/writer.ts';
+import type { Digest } from '../../src/registry/digest.ts';
 import type { PushEvent } from '../../src/triggers/push-event.ts';
 import { triggerSettingsSchema, type TriggerSettingsInput } from '../../src/triggers/trigger-settings.ts';
 import type { Trigger } from '../../src/triggers/trigger-store.ts';
@@ -32,6 +36,7 @@ function pushOf(ref: string, sha = commit, overrides: Partial<PushEvent> = {}): 
  */
 describe('build service', () => {
   let slipway: TestSlipway;
+  let redis: Redis;
 
   beforeAll(async () => {
     slipway = await startSecuredSlipway({
@@ -40,9 +45,11 @@ describe('build service', () => {
     });
     const fixtures = await IdentityFixtures.of(slipway);
     await fixtures.organization('acme');
+    redis = slipway.services.redis.connect();
   });
 
   afterAll(async () => {
+    redis?.disconnect();
     await slipway?.stop();
   });
 
@@ -66,6 +73,34 @@ describe('build service', () => {
     );
     return rows.map((row) => (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload));
   }
+
+  /** Follows a build's log from now on; its entries and how long after `since()` the end came. */
+  function followLog(buildId: string) {
+    const startedAt = { at: 0 };
+    const done = (async () => {
+      const entries: BuildLogEntry[] = [];
+      for await (const entry of slipway.services.buildLogs.reader.follow(buildId)) entries.push(entry);
+      return { entries, endedAfterMs: performance.now() - startedAt.at };
+    })();
+    return { since: () => (startedAt.at = performance.now()), done };
+  }
+
+  const describeEntry = (entry: BuildLogEntry) =>
+    entry.type === 'line'
+      ? `${entry.stream}:${entry.text}`
+      : `${entry.type}:${'phase' in entry ? entry.phase : ''}`;
+
+  async function archivedLog(buildId: string): Promise<string[]> {
+    const digest = (await slipway.services.builds.get(buildId))!.logDigest;
+    expect(digest).not.toBeNull();
+    const entries: string[] = [];
+    for await (const entry of slipway.services.buildLogs.archive.readArchived(digest as Digest)) {
+      entries.push(describeEntry(entry));
+    }
+    return entries;
+  }
+
+  const waitForFollower = () => new Promise((resolve) => setTimeout(resolve, 200));
 
   function queued(outcome: Awaited<ReturnType<typeof slipway.services.buildService.fromPush>>): Build {
     if ('skipped' in outcome) throw new Error(`skipped: ${outcome.skipped}`);
@@ -189,6 +224,25 @@ describe('build service', () => {
     expect((await eventsOf(waiting.id)).map((e) => e.kind)).toEqual(['build_queued', 'build_cancelled']);
   });
 
+  it('ends the log of a waiting build it cancels, so a follower stops at once; the archive has it', async () => {
+    const t = await trigger('acme/cancel-log');
+    const { buildService } = slipway.services;
+    const waiting = queued(await buildService.fromPush(t, pushOf('refs/heads/main')));
+    const follower = followLog(waiting.id);
+    await waitForFollower();
+    follower.since();
+    await buildService.cancel(waiting.id);
+    const { entries, endedAfterMs } = await follower.done;
+    const expected = [
+      'stderr:the build was cancelled before a builder took it',
+      'phase:cancelled',
+      'end:cancelled',
+    ];
+    expect(entries.map(describeEntry)).toEqual(expected);
+    expect(endedAfterMs).toBeLessThan(2000);
+    expect(await archivedLog(waiting.id)).toEqual(expected);
+  });
+
   it('ends builds nobody will finish: a vanished builder, and a build no builder took', async () => {
     const t = await trigger('acme/sweep');
     const { buildService, builds } = slipway.services;
@@ -206,6 +260,55 @@ describe('build service', () => {
       error: expect.stringContaining('no builder took the build within 2s'),
     });
     expect((await eventsOf(vanished.id)).at(-1)).toMatchObject({ kind: 'build_failure' });
+  });
+
+  it('ends the log of a build whose builder vanished with the reason; two sweeps write it once', async () => {
+    const t = await trigger('acme/sweep-log');
+    const { buildService, buildLogs } = slipway.services;
+    const vanished = queued(await buildService.fromPush(t, pushOf('refs/heads/main')));
+    await buildService.claim(vanished.id, 'builder-gone');
+    const log = new BuildLogWriter({ redis: redis, keyPrefix: buildLogs.keyPrefix, buildId: vanished.id });
+    log.phase('cloning');
+    log.line('stdout', 'Cloning into source...');
+    await log.flush();
+    const follower = followLog(vanished.id);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // the claim (1 s) expires
+    follower.since();
+    await Promise.all([buildService.sweep(), buildService.sweep()]);
+    const { entries, endedAfterMs } = await follower.done;
+    const expected = [
+      'phase:cloning',
+      'stdout:Cloning into source...',
+      'stderr:builder builder-gone stopped answering during cloning; start the build again',
+      'phase:internal_error',
+      'end:internal_error',
+    ];
+    expect(entries.map(describeEntry)).toEqual(expected);
+    expect(endedAfterMs).toBeLessThan(2000);
+    expect(await archivedLog(vanished.id)).toEqual(expected);
+  });
+
+  it('leaves one end in the log of a build its builder ended, also when it vanished before reporting', async () => {
+    const t = await trigger('acme/builder-end');
+    const { buildService, buildLogs } = slipway.services;
+    const endLog = async (buildId: string, phase: string) => {
+      const log = new BuildLogWriter({ redis: redis, keyPrefix: buildLogs.keyPrefix, buildId });
+      log.phase('building');
+      await log.end(phase);
+    };
+    const finished = queued(await buildService.fromPush(t, pushOf('refs/heads/main')));
+    await buildService.claim(finished.id, 'builder-1');
+    await endLog(finished.id, 'complete');
+    await buildService.finish(finished.id, 'builder-1', { phase: 'complete' });
+    expect(await archivedLog(finished.id)).toEqual(['phase:building', 'end:complete']);
+
+    const unreported = queued(await buildService.fromPush(t, pushOf('refs/heads/main', otherCommit)));
+    await buildService.claim(unreported.id, 'builder-gone');
+    await endLog(unreported.id, 'error');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await buildService.sweep();
+    expect(await slipway.services.builds.get(unreported.id)).toMatchObject({ phase: 'internal_error' });
+    expect(await archivedLog(unreported.id)).toEqual(['phase:building', 'end:error']);
   });
 
   it('a trigger whose builds keep failing disables itself, saying why; a success resets the count', async () => {

@@ -5,7 +5,7 @@ import { SecretMasker } from '../output/secret-masker.ts';
 import { buildLogKey, toStreamFields, type NewBuildLogEntry } from './entry.ts';
 
 export interface BuildLogWriterOptions {
-  /** A client shared by every writer of the process; the writer only pipelines non-blocking commands. */
+  /** A client shared by every writer of the process; the writer only sends non-blocking commands. */
   redis: Redis;
   keyPrefix: string;
   buildId: string;
@@ -28,9 +28,30 @@ export interface BuildLogWriterOptions {
 }
 
 /**
+ * Appends a batch of entries, then renews the stream's expiry, unless the stream has ended: an `end`
+ * is always its last entry, since every batch goes through here. Atomic, so that of a builder and a
+ * gateway ending the same build, whichever comes second writes nothing. ARGV: the expiry in seconds,
+ * then per entry its field count and fields. Returns how many entries were added.
+ */
+const appendUnlessEnded = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last and last[2][1] == 't' and last[2][2] == 'end' then return 0 end
+local i, added = 2, 0
+while i <= #ARGV do
+  local count = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 1, i + count))
+  i, added = i + count + 1, added + 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return added
+`;
+
+/**
  * Appends one build's log to its Redis stream. `line` and `phase` return at once: entries written in
- * quick succession are sent together in one pipeline, either after `coalesceMs` or as soon as the
+ * quick succession are sent together in one round trip, either after `coalesceMs` or as soon as the
  * previous round trip finished. `end` writes the final entry and waits until everything is stored.
+ * Once the stream has an `end` (written by this writer or another, e.g. the gateway's for a build it
+ * ended itself), later entries are dropped.
  */
 export class BuildLogWriter {
   readonly #redis: Redis;
@@ -125,12 +146,12 @@ export class BuildLogWriter {
     try {
       while (this.#queue.length) {
         const batch = this.#queue.splice(0, this.#maxBatchEntries);
-        const pipeline = this.#redis.pipeline();
-        for (const entry of batch) pipeline.xadd(this.#key, '*', ...toStreamFields(entry));
-        pipeline.expire(this.#key, this.#abandonedAfterSeconds);
-        const results = (await pipeline.exec()) ?? [];
-        const failed = results.find(([error]) => error);
-        if (failed) throw failed[0];
+        const args = [String(this.#abandonedAfterSeconds)];
+        for (const entry of batch) {
+          const fields = toStreamFields(entry);
+          args.push(String(fields.length), ...fields);
+        }
+        await this.#redis.eval(appendUnlessEnded, 1, this.#key, ...args);
       }
     } catch (error) {
       // Kept for the next flush or end; the builder decides whether a lost log fails the build.
@@ -152,4 +173,25 @@ export class BuildLogWriter {
   #assertOpen(): void {
     if (this.#ended) throw new Error(`the build log ${this.#key} has ended; nothing more can be written`);
   }
+}
+
+/** Why the gateway ended a build itself, and how, for the build's log. */
+export interface GatewayEnd {
+  phase: string;
+  reason: string;
+}
+
+/**
+ * Ends the log of a build that the gateway ended itself, as its builder would have: a line saying why,
+ * the final phase and the `end`, so that followers stop at once. Nothing is written when the log has
+ * ended already (its builder ended it before the gateway did).
+ */
+export async function endLogAsBuilder(
+  options: Pick<BuildLogWriterOptions, 'redis' | 'keyPrefix' | 'buildId'>,
+  end: GatewayEnd,
+): Promise<void> {
+  const writer = new BuildLogWriter(options);
+  writer.line('stderr', end.reason);
+  writer.phase(end.phase);
+  await writer.end(end.phase);
 }

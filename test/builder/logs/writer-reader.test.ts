@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { buildLogKey } from '../../../src/builder/logs/entry.ts';
+import { endLogAsBuilder } from '../../../src/builder/logs/writer.ts';
 import { newBuildId, texts, useLogFixture } from './fixture.ts';
 
 describe('writing and reading a build log', () => {
@@ -52,12 +53,13 @@ describe('writing and reading a build log', () => {
 
   it('sends lines written in quick succession in a few round trips, not one each', async () => {
     const buildId = newBuildId();
-    const pipelines = vi.spyOn(fx.redis, 'pipeline');
+    const roundTrips = vi.spyOn(fx.redis, 'eval');
     const writer = fx.writer(buildId);
     for (let i = 0; i < 2000; i++) writer.line('stdout', `line ${i}`);
     await writer.end('complete');
-    expect(pipelines.mock.calls.length).toBeLessThanOrEqual(6);
-    pipelines.mockRestore();
+    expect(roundTrips.mock.calls.length).toBeGreaterThan(0);
+    expect(roundTrips.mock.calls.length).toBeLessThanOrEqual(6);
+    roundTrips.mockRestore();
     const { entries } = await fx.reader.read(buildId, '0', 5000);
     expect(texts(entries)).toEqual([...Array.from({ length: 2000 }, (_, i) => `line ${i}`), 'end:complete']);
   });
@@ -144,5 +146,55 @@ describe('writing and reading a build log', () => {
     const ttl = await fx.redis.ttl(buildLogKey(fx.keyPrefix, buildId));
     expect(ttl).toBeGreaterThan(3500);
     expect(ttl).toBeLessThanOrEqual(3600);
+  });
+
+  it('keeps nothing written after the end: a second writer ending the same log writes no second end', async () => {
+    const buildId = newBuildId();
+    const builder = fx.writer(buildId);
+    builder.line('stdout', 'built');
+    await builder.end('complete');
+    const late = fx.writer(buildId);
+    late.line('stderr', 'too late');
+    late.phase('error');
+    await late.end('error');
+    expect(texts((await fx.reader.read(buildId)).entries)).toEqual(['built', 'end:complete']);
+  });
+
+  it('ends the log of a build the gateway ended as its builder would: why, the phase, the end', async () => {
+    const buildId = newBuildId();
+    const end = { phase: 'internal_error', reason: 'builder b1 stopped answering during building' };
+    await endLogAsBuilder({ redis: fx.redis, keyPrefix: fx.keyPrefix, buildId }, end);
+    const { entries } = await fx.reader.read(buildId);
+    expect(entries).toMatchObject([
+      { type: 'line', stream: 'stderr', text: end.reason },
+      { type: 'phase', phase: 'internal_error' },
+      { type: 'end', phase: 'internal_error' },
+    ]);
+    expect(await fx.redis.ttl(buildLogKey(fx.keyPrefix, buildId))).toBeGreaterThan(0);
+  });
+
+  it('leaves the log of a build its builder ended alone when the gateway ends it too', async () => {
+    const buildId = newBuildId();
+    const builder = fx.writer(buildId);
+    builder.phase('building');
+    await builder.end('complete');
+    const gateway = { redis: fx.redis, keyPrefix: fx.keyPrefix, buildId };
+    await Promise.all([
+      endLogAsBuilder(gateway, { phase: 'timeout', reason: 'overdue' }),
+      endLogAsBuilder(gateway, { phase: 'internal_error', reason: 'vanished' }),
+    ]);
+    expect(texts((await fx.reader.read(buildId)).entries)).toEqual(['phase:building', 'end:complete']);
+  });
+
+  it('writes one end when two gateways end the same log at once', async () => {
+    const buildId = newBuildId();
+    const gateway = { redis: fx.redis, keyPrefix: fx.keyPrefix, buildId };
+    await Promise.all([
+      endLogAsBuilder(gateway, { phase: 'cancelled', reason: 'first' }),
+      endLogAsBuilder(gateway, { phase: 'cancelled', reason: 'second' }),
+    ]);
+    const log = texts((await fx.reader.read(buildId)).entries);
+    expect(log).toHaveLength(3);
+    expect(log.filter((text) => text === 'end:cancelled')).toHaveLength(1);
   });
 });

@@ -256,10 +256,14 @@ describe('/api/v1 builds', () => {
     expect(await response.text()).toMatch(/^id: .*\nevent: line\ndata: .*"line 3".*\n\nid: .*\nevent: end\n/);
   });
 
-  it('ends the stream of a build that ended without a log with its final phase', async () => {
+  it('ends the stream of a build cancelled before it started with why and its final phase', async () => {
     const build = await start({ triggerId, ref: 'never-built' });
     await asWriter.post(`/builds/${build.id}/cancel`);
     const entries = await take(await follow(build.id), 10);
-    expect(texts(entries)).toEqual(['end:cancelled']);
+    expect(texts(entries)).toEqual([
+      'the build was cancelled before a builder took it',
+      'phase:cancelled',
+      'end:cancelled',
+    ]);
   });
 });

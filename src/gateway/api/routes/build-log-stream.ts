@@ -11,7 +11,7 @@ export interface BuildLogStreamOptions {
   buildId: string;
   /** Where to start: after this entry id ('0' from the start). */
   cursor: string;
-  /** The build's phase now, read again at every keep-alive to notice a build that ended without a log end. */
+  /** The build's phase now, read again at every keep-alive to notice a build whose log lacks its end. */
   phaseOf: () => Promise<BuildPhase | null>;
   /** Aborted when the client goes away or the gateway shuts down. */
   signal: AbortSignal;
@@ -28,9 +28,12 @@ export const sseHeaders = {
 
 /**
  * Streams a build's log as Server-Sent Events: the entries after the cursor, then each new one, until
- * the `end` entry, with a keep-alive comment during quiet stretches. A build that ended without its log
- * ending (never started, or its builder vanished) gets a closing `end` event with its final phase once a
- * keep-alive interval passes without entries, so clients stop instead of waiting for ever.
+ * the `end` entry, with a keep-alive comment during quiet stretches. Every build's log ends with an
+ * `end` entry, also when the gateway ended the build itself (cancelled while waiting, builder vanished,
+ * overdue), so followers stop as soon as it is written. Should a log still lack its end (the gateway
+ * could not write it, or the build ended before logs were ended that way), the client gets a closing
+ * `end` event with the final phase once a keep-alive interval passes without entries, or at once when
+ * the build had ended before the follow began, so clients stop instead of waiting for ever.
  */
 export async function streamBuildLog(
   response: ServerResponse,
