@@ -230,6 +230,8 @@ export interface TriggerResource {
   updatedAt: string;
   /** What Slipway registered on the GitLab project of a trigger it set up there (null otherwise). */
   gitlab?: GitLabLinkResource | null;
+  /** What keeps pushes from reaching it (its GitLab hook posts elsewhere, a failed sync); null: nothing. */
+  problem?: string | null;
 }
 
 export interface GitLabLinkResource {
@@ -242,6 +244,19 @@ export interface GitLabLinkResource {
   deployKeyCreated: boolean | null;
   tlsVerify: boolean;
   tokenStored: boolean;
+  /** The URL the hook was registered (or last synced) with; null when unknown. */
+  hookUrl?: string | null;
+  syncProblem?: string | null;
+}
+
+/** A trigger after `POST /triggers/{id}/gitlab/sync`, with what the sync did on GitLab. */
+export interface SyncedTriggerResource extends TriggerResource {
+  gitlabSync: {
+    hookId: number;
+    hookRecreated: boolean;
+    deployKeyId: number | null;
+    deployKeyRecreated: boolean | null;
+  };
 }
 
 /** A trigger as created, or with its secret replaced: the webhook secret, shown this once. */

@@ -9,6 +9,8 @@ import { createServices, type Services } from './services.ts';
 import { builderHello } from '../builder/build-control.ts';
 import { startLocalBuilder } from '../builder/builder-local.ts';
 import { scheduleBuildSweep } from '../builder/builder-sweeper.ts';
+import { GitLabTriggerSync, syncGitLabHooksInBackground } from '../triggers/gitlab-sync.ts';
+import { webhookPath } from './webhooks/deliveries.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -58,6 +60,17 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const delivery = config.events.worker ? services.eventDelivery.start({ logger: app.log }) : undefined;
   const mirrorWorker = config.mirrors.worker ? await services.startMirrorWorker(app.log) : undefined;
   const stopBuildSweep = scheduleBuildSweep(services.buildService, app.log);
+  // Only for a public URL the operator set: a guessed one (host name, port) is no reason to rewrite hooks.
+  const gitlabHookSync = config.publicUrl
+    ? syncGitLabHooksInBackground(
+        new GitLabTriggerSync({
+          triggers: services.triggers,
+          webhookUrlOf: (trigger) =>
+            `${services.publicUrl.value}${webhookPath(trigger.provider, trigger.id)}`,
+        }),
+        app.log,
+      )
+    : undefined;
   const localBuilder = config.builds.localBuilder
     ? await startLocalBuilder({
         wanted: config.builds.localBuilder,
@@ -81,6 +94,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       if (gcTimer) clearInterval(gcTimer);
       if (evictionTimer) clearInterval(evictionTimer);
       stopBuildSweep();
+      gitlabHookSync?.stop();
       await localBuilder?.stop();
       await app.close();
       await mirrorWorker?.stop();

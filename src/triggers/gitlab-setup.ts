@@ -102,66 +102,22 @@ const perPage = 100;
 export async function registerGitLabProject(
   options: RegisterGitLabProjectOptions,
 ): Promise<GitLabProjectRegistration> {
-  if (options.webhookSecret === '') {
-    throw new GitLabSetupError('the trigger has no webhook secret to give GitLab');
-  }
-  if (!/^https?:\/\/[^/]/.test(options.webhookUrl)) {
-    throw new GitLabSetupError('the webhook URL must be an http:// or https:// URL GitLab can reach');
-  }
-  const keyToAdd = options.deployKey && keyMaterial(options.deployKey.publicKey);
-  if (options.deployKey && !keyToAdd) {
-    throw new GitLabSetupError(
-      'the deploy key is not an SSH public key: expected one line such as "ssh-ed25519 AAAA… comment"',
-    );
-  }
+  checkHookOptions(options);
   const gitlab = connect(options, [options.webhookSecret]);
   const project = await findProject(gitlab, options.project);
-  const hook = {
-    pushEvents: true,
-    tagPushEvents: true,
-    token: options.webhookSecret,
-    enableSslVerification: options.tlsVerify ?? true,
-  };
-  const hooks = await gitlab.call('list the webhooks of', project.label, () =>
-    gitlab.hooks.all(project.id, { perPage }),
-  );
-  const existing = hooks.find((h) => h.url === options.webhookUrl);
-  let hookId: number;
-  if (existing) {
-    await gitlab.call('update the webhook of', project.label, () =>
-      gitlab.hooks.edit(project.id, existing.id, options.webhookUrl, hook),
-    );
-    hookId = existing.id;
-  } else {
-    const added = await gitlab.call('add a webhook to', project.label, () =>
-      gitlab.hooks.add(project.id, options.webhookUrl, hook),
-    );
-    hookId = added.id;
-  }
+  const hook = await ensureHook(gitlab, project, options);
   const registration: GitLabProjectRegistration = {
     projectId: project.id,
     projectPath: project.path,
-    hookId,
-    hookCreated: !existing,
+    hookId: hook.id,
+    hookCreated: hook.created,
     cloneUrls: { http: project.httpUrl, ssh: project.sshUrl },
     defaultBranch: project.defaultBranch,
   };
-  if (options.deployKey && keyToAdd) {
-    const { title, publicKey } = options.deployKey;
-    const keys = await gitlab.call('list the deploy keys of', project.label, () =>
-      gitlab.deployKeys.all({ projectId: project.id, perPage }),
-    );
-    const same = keys.find((k) => keyMaterial(k.key) === keyToAdd);
-    if (same) {
-      registration.deployKeyId = same.id;
-      registration.deployKeyCreated = false;
-    } else {
-      const added = await gitlab.call('add a deploy key to', project.label, () =>
-        gitlab.deployKeys.create(project.id, title, publicKey.trim(), { canPush: false }),
-      );
-      registration.deployKeyId = added.id;
-      registration.deployKeyCreated = true;
-    }
+  if (options.deployKey) {
+    const key = await ensureDeployKey(gitlab, project, options.deployKey);
+    registration.deployKeyId = key.id;
+    registration.deployKeyCreated = key.created;
   }
   return registration;
 }
@@ -199,6 +155,116 @@ export async function unregisterGitLabProject(
     );
   }
   return { hooksRemoved, deployKeyRemoved };
+}
+
+export interface SyncGitLabProjectOptions extends GitLabApiAccess {
+  project: GitLabProjectRef;
+  /** The hook registered before: updated in place, or added again when GitLab no longer has it. */
+  hookId: number;
+  /** Where the hook is to post now: `<publicUrl>/webhooks/gitlab/<triggerId>`. */
+  webhookUrl: string;
+  webhookSecret: string;
+  tlsVerify?: boolean;
+  /** The deploy key the builder clones with: added again when the project no longer has it. */
+  deployKey?: { title: string; publicKey: string };
+}
+
+export interface GitLabProjectSync {
+  hookId: number;
+  /** True when the hook was gone and a new one was added (or one with the URL adopted). */
+  hookRecreated: boolean;
+  deployKeyId?: number;
+  deployKeyRecreated?: boolean;
+}
+
+/**
+ * Brings what Slipway registered on the project up to date: the hook posts to `webhookUrl` with the
+ * secret (re-added when it was deleted in GitLab), and the deploy key is there (re-added when deleted).
+ * Throws GitLabSetupError.
+ */
+export async function syncGitLabProject(options: SyncGitLabProjectOptions): Promise<GitLabProjectSync> {
+  checkHookOptions(options);
+  const gitlab = connect(options, [options.webhookSecret]);
+  const project = await findProject(gitlab, options.project);
+  const updated = await gitlab.callUnlessGone('update the webhook of', project.label, () =>
+    gitlab.hooks.edit(project.id, options.hookId, options.webhookUrl, hookSettings(options)),
+  );
+  // Gone: deleted in GitLab. One posting to the URL already (added by hand) is adopted, not duplicated.
+  const hook = updated ? { id: options.hookId } : await ensureHook(gitlab, project, options);
+  const sync: GitLabProjectSync = { hookId: hook.id, hookRecreated: !updated };
+  if (options.deployKey) {
+    const key = await ensureDeployKey(gitlab, project, options.deployKey);
+    sync.deployKeyId = key.id;
+    sync.deployKeyRecreated = key.created;
+  }
+  return sync;
+}
+
+type HookOptions = Pick<RegisterGitLabProjectOptions, 'webhookUrl' | 'webhookSecret' | 'tlsVerify'>;
+
+/** Refuses what GitLab would refuse (or accept, uselessly), before calling it. */
+function checkHookOptions(options: HookOptions & Pick<RegisterGitLabProjectOptions, 'deployKey'>): void {
+  if (options.webhookSecret === '') {
+    throw new GitLabSetupError('the trigger has no webhook secret to give GitLab');
+  }
+  if (!/^https?:\/\/[^/]/.test(options.webhookUrl)) {
+    throw new GitLabSetupError('the webhook URL must be an http:// or https:// URL GitLab can reach');
+  }
+  if (options.deployKey && !keyMaterial(options.deployKey.publicKey)) {
+    throw new GitLabSetupError(
+      'the deploy key is not an SSH public key: expected one line such as "ssh-ed25519 AAAA… comment"',
+    );
+  }
+}
+
+function hookSettings(options: HookOptions) {
+  return {
+    pushEvents: true,
+    tagPushEvents: true,
+    token: options.webhookSecret,
+    enableSslVerification: options.tlsVerify ?? true,
+  };
+}
+
+/** Updates the project's hook with the URL, or adds one. */
+async function ensureHook(
+  gitlab: Connection,
+  project: FoundProject,
+  options: HookOptions,
+): Promise<{ id: number; created: boolean }> {
+  const hook = hookSettings(options);
+  const hooks = await gitlab.call('list the webhooks of', project.label, () =>
+    gitlab.hooks.all(project.id, { perPage }),
+  );
+  const existing = hooks.find((h) => h.url === options.webhookUrl);
+  if (existing) {
+    await gitlab.call('update the webhook of', project.label, () =>
+      gitlab.hooks.edit(project.id, existing.id, options.webhookUrl, hook),
+    );
+    return { id: existing.id, created: false };
+  }
+  const added = await gitlab.call('add a webhook to', project.label, () =>
+    gitlab.hooks.add(project.id, options.webhookUrl, hook),
+  );
+  return { id: added.id, created: true };
+}
+
+/** The project's deploy key with this key material, or a new read-only one. */
+async function ensureDeployKey(
+  gitlab: Connection,
+  project: FoundProject,
+  deployKey: { title: string; publicKey: string },
+): Promise<{ id: number; created: boolean }> {
+  const material = keyMaterial(deployKey.publicKey);
+  const keys = await gitlab.call('list the deploy keys of', project.label, () =>
+    gitlab.deployKeys.all({ projectId: project.id, perPage }),
+  );
+  const same = keys.find((k) => keyMaterial(k.key) === material);
+  if (same) return { id: same.id, created: false };
+  const added = await gitlab.call('add a deploy key to', project.label, () =>
+    gitlab.deployKeys.create(project.id, deployKey.title, deployKey.publicKey.trim(), { canPush: false }),
+  );
+  return { id: added.id, created: true };
 }
 
 // --- the GitLab API ---
@@ -444,6 +510,36 @@ export function generateSshDeployKey(comment = 'slipway-deploy-key'): SshDeployK
     publicKey: `${keyType} ${publicBlob.toString('base64')}${cleanComment ? ` ${cleanComment}` : ''}`,
     fingerprint: `SHA256:${createHash('sha256').update(publicBlob).digest('base64').replace(/=+$/, '')}`,
   };
+}
+
+/**
+ * The public key (`ssh-ed25519 AAAA…`) of an OpenSSH private key, read from its unencrypted public part;
+ * null for a key in another format.
+ */
+export function sshPublicKeyOf(privateKey: string): string | null {
+  const base64 = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(
+    privateKey,
+  )?.[1];
+  if (!base64) return null;
+  const body = Buffer.from(base64.replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (body.subarray(0, magic.length).toString('latin1') !== magic) return null;
+  let offset = magic.length;
+  const next = (): Buffer | null => {
+    if (offset + 4 > body.length) return null;
+    const length = body.readUInt32BE(offset);
+    const value = body.subarray(offset + 4, offset + 4 + length);
+    offset += 4 + length;
+    return value.length === length ? value : null;
+  };
+  next(); // cipher
+  next(); // KDF
+  next(); // KDF options
+  offset += 4; // number of keys
+  const publicBlob = next();
+  if (!publicBlob || publicBlob.length < 4) return null;
+  const type = publicBlob.subarray(4, 4 + publicBlob.readUInt32BE(0)).toString('latin1');
+  return keyMaterial(`${type} ${publicBlob.toString('base64')}`);
 }
 
 function uint32(value: number): Buffer {

@@ -28,6 +28,20 @@ export interface GitLabLink {
   tlsVerify: boolean;
   /** Whether the API token is kept (sealed), so Slipway can update and remove what it registered. */
   tokenStored: boolean;
+  /** The URL the hook was registered (or last synced) with; null when set up before this was recorded. */
+  hookUrl: string | null;
+  /** Why the last sync with GitLab failed; null once one succeeds. */
+  syncProblem: string | null;
+}
+
+/** What a sync with GitLab changed; absent fields stay as they were. */
+export interface GitLabSyncRecord {
+  hookId: number;
+  hookUrl: string;
+  /** Set when the hook was added again: it is then Slipway's. */
+  hookCreated?: boolean;
+  deployKeyId?: number;
+  deployKeyCreated?: boolean;
 }
 
 /** A build trigger as it is shown: never its secrets. */
@@ -98,6 +112,8 @@ interface TriggerRow {
   gitlab_deploy_key_created: boolean | null;
   gitlab_tls_verify: boolean | null;
   gitlab_token_sealed: string | null;
+  gitlab_hook_url: string | null;
+  gitlab_sync_problem: string | null;
   created_by: string | null;
   created_at: Date;
   updated_at: Date;
@@ -292,7 +308,7 @@ export class TriggerStore {
    */
   async setGitLab(
     id: string,
-    link: Omit<GitLabLink, 'tokenStored'>,
+    link: Omit<GitLabLink, 'tokenStored' | 'syncProblem'>,
     options: { token: string | null; cloneUrl?: string; deployKey?: string },
   ): Promise<Trigger> {
     const values: unknown[] = [
@@ -306,6 +322,7 @@ export class TriggerStore {
       link.deployKeyCreated,
       link.tlsVerify,
       options.token === null ? null : this.#box.seal(options.token),
+      link.hookUrl,
     ];
     const sets = [
       'gitlab_api_url = $2',
@@ -317,6 +334,8 @@ export class TriggerStore {
       'gitlab_deploy_key_created = $8',
       'gitlab_tls_verify = $9',
       'gitlab_token_sealed = $10',
+      'gitlab_hook_url = $11',
+      'gitlab_sync_problem = NULL',
     ];
     if (options.cloneUrl !== undefined) {
       values.push(options.cloneUrl);
@@ -336,6 +355,42 @@ export class TriggerStore {
     );
     if (!rowCount) throw notFound(`no build trigger ${id}`);
     return (await this.get(id))!;
+  }
+
+  /** Records a sync with GitLab that succeeded (and forgets an earlier failure); with a token, keeps it. */
+  async recordGitLabSync(id: string, sync: GitLabSyncRecord, token?: string): Promise<Trigger | null> {
+    const values: unknown[] = [id, sync.hookId, sync.hookUrl];
+    const sets = ['gitlab_hook_id = $2', 'gitlab_hook_url = $3', 'gitlab_sync_problem = NULL'];
+    const set = (column: string, value: unknown) => {
+      values.push(value);
+      sets.push(`${column} = $${values.length}`);
+    };
+    if (sync.hookCreated !== undefined) set('gitlab_hook_created', sync.hookCreated);
+    if (sync.deployKeyId !== undefined) set('gitlab_deploy_key_id', sync.deployKeyId);
+    if (sync.deployKeyCreated !== undefined) set('gitlab_deploy_key_created', sync.deployKeyCreated);
+    if (token !== undefined) set('gitlab_token_sealed', this.#box.seal(token));
+    await this.#db.query(
+      `UPDATE build_triggers SET ${sets.join(', ')}, updated_at = now()
+         WHERE id = $1 AND gitlab_api_url IS NOT NULL`,
+      values,
+    );
+    return this.get(id);
+  }
+
+  /** Records why a sync with GitLab failed: shown on the trigger until one succeeds. */
+  async recordGitLabSyncProblem(id: string, problem: string): Promise<void> {
+    await this.#db.query(
+      'UPDATE build_triggers SET gitlab_sync_problem = $2 WHERE id = $1 AND gitlab_api_url IS NOT NULL',
+      [id, problem],
+    );
+  }
+
+  /** Every trigger Slipway set up on GitLab, of every repository. */
+  async listSetUpOnGitLab(): Promise<Trigger[]> {
+    const { rows } = await this.#db.query<TriggerRow>(
+      `${selectTriggers} WHERE t.gitlab_api_url IS NOT NULL ORDER BY t.created_at`,
+    );
+    return rows.map(fromRow);
   }
 
   /** The GitLab API token kept for a trigger Slipway set up on GitLab, opened; null when none is kept. */
@@ -457,5 +512,7 @@ function gitlabLinkOf(row: TriggerRow): GitLabLink | null {
     deployKeyCreated: row.gitlab_deploy_key_created,
     tlsVerify: row.gitlab_tls_verify ?? true,
     tokenStored: row.gitlab_token_sealed !== null,
+    hookUrl: row.gitlab_hook_url,
+    syncProblem: row.gitlab_sync_problem,
   };
 }

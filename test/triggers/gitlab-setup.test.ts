@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,8 @@ import {
   generateSshDeployKey,
   GitLabSetupError,
   registerGitLabProject,
+  sshPublicKeyOf,
+  syncGitLabProject,
   unregisterGitLabProject,
 } from '../../src/triggers/gitlab-setup.ts';
 import { FakeGitLab, fakeGitLabToken } from '../helpers/fake-gitlab.ts';
@@ -324,6 +326,73 @@ describe('unregistering a GitLab project', () => {
   });
 });
 
+describe('syncing a GitLab project', () => {
+  const movedUrl = 'https://registry.example.org/webhooks/gitlab/trg_4kq9z2';
+  const registered = () => registerGitLabProject(options());
+  const syncOptions = (hookId: number) => ({ ...options({ webhookUrl: movedUrl }), hookId });
+
+  it('moves the hook to the new URL in place, with the secret, and keeps the deploy key', async () => {
+    const { hookId, deployKeyId } = await registered();
+    gitlab.requests.length = 0;
+
+    const sync = await syncGitLabProject({ ...syncOptions(hookId), webhookSecret: 'new-secret' });
+
+    expect(sync).toEqual({ hookId, hookRecreated: false, deployKeyId, deployKeyRecreated: false });
+    expect(calls()).toEqual([
+      'GET /api/v4/projects/platform%2Fpayments%2Fpayments-api',
+      `PUT /api/v4/projects/15/hooks/${hookId}`,
+      'GET /api/v4/projects/15/deploy_keys?per_page=100',
+    ]);
+    expect(gitlab.hooksOf(15)).toEqual([
+      expect.objectContaining({ id: hookId, url: movedUrl, push_events: true, tag_push_events: true }),
+    ]);
+    expect(gitlab.hookTokens.get(hookId)).toBe('new-secret');
+  });
+
+  it('adds back a hook and a deploy key deleted in GitLab', async () => {
+    const { hookId } = await registered();
+    gitlab.hooks.length = 0;
+    gitlab.deployKeys.length = 0;
+
+    const sync = await syncGitLabProject(syncOptions(hookId));
+
+    expect(sync).toMatchObject({ hookRecreated: true, deployKeyRecreated: true });
+    expect(sync.hookId).not.toBe(hookId);
+    expect(gitlab.hooksOf(15)).toEqual([expect.objectContaining({ id: sync.hookId, url: movedUrl })]);
+    expect(gitlab.hookTokens.get(sync.hookId)).toBe(webhookSecret);
+    expect(gitlab.deployKeysOf(15)).toEqual([
+      expect.objectContaining({ id: sync.deployKeyId, key: deployKey.publicKey, can_push: false }),
+    ]);
+  });
+
+  it('adopts a hook someone added by hand with the new URL rather than adding a second', async () => {
+    const { hookId } = await registered();
+    gitlab.hooks.length = 0;
+    const byHand = gitlab.addHook(15, movedUrl);
+
+    const sync = await syncGitLabProject({ ...syncOptions(hookId), deployKey: undefined });
+
+    expect(sync).toEqual({ hookId: byHand.id, hookRecreated: true });
+    expect(gitlab.hooksOf(15)).toHaveLength(1);
+    expect(gitlab.hookTokens.get(byHand.id as number)).toBe(webhookSecret);
+  });
+
+  it('says a revoked token is to be replaced, changing nothing', async () => {
+    const { hookId } = await registered();
+    gitlab.token = 'glpat-someone-revoked-it';
+    try {
+      const error = await rejection(syncGitLabProject(syncOptions(hookId)));
+      expect(error.message).toContain('refused the API token (401 Unauthorized)');
+      expect(error.message).toContain('give that one');
+      expect(error.statusCode).toBe(400);
+      expectNoSecrets(error);
+      expect(gitlab.hooksOf(15)[0]).toMatchObject({ url: webhookUrl });
+    } finally {
+      gitlab.token = apiToken;
+    }
+  });
+});
+
 describe('generating a deploy key', () => {
   it('writes an OpenSSH private key and an ssh-ed25519 public line', () => {
     const pair = generateSshDeployKey('slipway trg_1\nsecond line');
@@ -345,6 +414,7 @@ describe('generating a deploy key', () => {
       const keyFile = join(dir, 'id_ed25519');
       await writeFile(keyFile, pair.privateKey, { mode: 0o600 });
       expect((await run('ssh-keygen', ['-y', '-f', keyFile])).stdout.trim()).toBe(pair.publicKey);
+      expect(sshPublicKeyOf(pair.privateKey)).toBe(pair.publicKey.split(' ').slice(0, 2).join(' '));
       expect((await run('ssh-keygen', ['-l', '-f', keyFile])).stdout.trim()).toBe(
         `256 ${pair.fingerprint} slipway trg_2 (ED25519)`,
       );
@@ -358,5 +428,38 @@ describe('generating a deploy key', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the public key of a private key', () => {
+  it('reads it from OpenSSH private keys as ssh-keygen writes them, even encrypted ones', async () => {
+    requireTool('ssh-keygen', 'openssh-client');
+    const dir = await mkdtemp(join(tmpdir(), 'slipway-public-key-'));
+    try {
+      for (const [type, passphrase] of [
+        ['ed25519', ''],
+        ['rsa', ''],
+        ['ecdsa', 'a passphrase'],
+      ] as const) {
+        const keyFile = join(dir, `id_${type}`);
+        await run('ssh-keygen', ['-q', '-t', type, '-N', passphrase, '-C', 'ci@example', '-f', keyFile]);
+        const publicLine = (await readFile(`${keyFile}.pub`, 'utf8')).trim();
+        expect(sshPublicKeyOf(await readFile(keyFile, 'utf8'))).toBe(
+          publicLine.split(' ').slice(0, 2).join(' '),
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives null for what is not an OpenSSH private key', () => {
+    expect(
+      sshPublicKeyOf('-----BEGIN RSA PRIVATE KEY-----\nMIIEow==\n-----END RSA PRIVATE KEY-----\n'),
+    ).toBeNull();
+    expect(
+      sshPublicKeyOf('-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----'),
+    ).toBeNull();
+    expect(sshPublicKeyOf('')).toBeNull();
   });
 });

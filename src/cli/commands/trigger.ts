@@ -5,7 +5,12 @@ import { apiContext } from '../context.ts';
 import { CliError, usageError } from '../errors.ts';
 import { fingerprintLines, scanHostKeys } from '../host-key-scan.ts';
 import { outputOf, time, type Column, type Output } from '../output.ts';
-import type { DeletedTriggerResource, IssuedTriggerResource, TriggerResource } from '../resources.ts';
+import type {
+  DeletedTriggerResource,
+  IssuedTriggerResource,
+  SyncedTriggerResource,
+  TriggerResource,
+} from '../resources.ts';
 import { parseKnownHosts } from '../../triggers/known-hosts.ts';
 import { repositoryPath } from './repo.ts';
 
@@ -16,7 +21,8 @@ const gitlabText = (trigger: TriggerResource): string | null => {
   if (!link) return null;
   const key = link.deployKeyId !== null ? `, deploy key ${link.deployKeyId}` : '';
   const token = link.tokenStored ? 'API token kept' : 'no API token kept';
-  return `${link.projectPath} on ${link.apiUrl}: webhook ${link.hookId}${key} (${token})`;
+  const posting = link.hookUrl ? ` to ${link.hookUrl}` : '';
+  return `${link.projectPath} on ${link.apiUrl}: webhook ${link.hookId}${posting}${key} (${token})`;
 };
 
 const repeatable = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -47,6 +53,12 @@ const knownHostsText = (trigger: TriggerResource): string => {
   return `${keys.length} key${keys.length === 1 ? '' : 's'}: ${keys.join('; ')}`;
 };
 
+/** A few words for the list's column; `trigger show` and the notes below the list say the rest. */
+const problemSummary = (trigger: TriggerResource): string | null => {
+  if (!trigger.problem) return null;
+  return trigger.gitlab?.syncProblem ? 'GitLab sync failed' : 'GitLab webhook posts elsewhere';
+};
+
 const triggerColumns: ReadonlyArray<Column<TriggerResource>> = [
   { header: 'id', value: (trigger) => trigger.id },
   { header: 'provider', value: (trigger) => trigger.provider },
@@ -54,6 +66,7 @@ const triggerColumns: ReadonlyArray<Column<TriggerResource>> = [
   { header: 'refs', value: (trigger) => trigger.refFilter ?? 'all' },
   { header: 'tags', value: (trigger) => trigger.tagTemplates.join(',') },
   { header: 'enabled', value: (trigger) => trigger.enabled },
+  { header: 'problem', value: (trigger) => problemSummary(trigger) },
 ];
 
 const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
@@ -61,6 +74,7 @@ const triggerFields: ReadonlyArray<Column<TriggerResource>> = [
   { header: 'repository', value: (trigger) => trigger.repository },
   { header: 'provider', value: (trigger) => providerText[trigger.provider] },
   { header: 'webhook url', value: (trigger) => trigger.webhookUrl },
+  { header: 'problem', value: (trigger) => trigger.problem ?? null },
   { header: 'clone url', value: (trigger) => trigger.cloneUrl },
   { header: 'credentials', value: credentialsText },
   { header: 'known hosts', value: knownHostsText },
@@ -365,6 +379,7 @@ export function registerTrigger(program: Command): void {
         `${repositoryPath(flags.repo)}/triggers`,
       );
       out.list(triggers, triggerColumns, `${flags.repo} has no build triggers`);
+      for (const { id, problem } of triggers) if (problem) out.note(`trigger ${id}: ${problem}`);
     });
 
   trigger
@@ -458,6 +473,37 @@ export function registerTrigger(program: Command): void {
       const { api, out } = await apiContext(command);
       const rotated = await api.post<IssuedTriggerResource>(`${triggerPath(id)}/secret`);
       showIssued(out, rotated, `replaced the webhook secret of trigger ${rotated.id}`);
+    });
+
+  trigger
+    .command('gitlab-sync')
+    .description(
+      "update the GitLab webhook of a trigger Slipway set up there to the trigger's webhook URL (after a change of the public URL) and secret; add the webhook and deploy key again if they were deleted in GitLab",
+    )
+    .argument('<id>', 'the trigger id')
+    .option(
+      '--gitlab-token-stdin',
+      'read a new GitLab API token (api scope, Maintainer) from stdin, to sync with and keep (default: the kept one)',
+    )
+    .action(async (id: string, flags: { gitlabTokenStdin?: boolean }, command: Command) => {
+      const token = flags.gitlabTokenStdin ? (await readStdin()).trim() : undefined;
+      if (token === '') throw usageError('--gitlab-token-stdin read nothing: pipe the GitLab API token in');
+      const { api, out } = await apiContext(command);
+      const synced = await api.post<SyncedTriggerResource>(
+        `${triggerPath(id)}/gitlab/sync`,
+        token !== undefined ? { token } : {},
+      );
+      const { gitlabSync } = synced;
+      const recreated = [
+        gitlabSync.hookRecreated && 'the webhook',
+        gitlabSync.deployKeyRecreated && 'the deploy key',
+      ].filter(Boolean);
+      out.done(
+        `synced trigger ${synced.id}: GitLab webhook ${gitlabSync.hookId} posts to ${synced.webhookUrl}` +
+          (recreated.length > 0 ? `; added again: ${recreated.join(' and ')}` : ''),
+        synced,
+      );
+      if (synced.problem) out.note(`warning: ${synced.problem}`);
     });
 
   trigger

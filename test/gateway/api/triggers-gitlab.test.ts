@@ -252,6 +252,26 @@ describe('/api/v1 GitLab triggers set up through the GitLab API', () => {
     expect((await deliver(webhookUrl, created.body.webhookSecret)).status).toBe(401);
   });
 
+  it('moves the hook to the current public URL when the secret is replaced, adding no second one', async () => {
+    const created = await create(setup());
+    const { id } = created.body;
+    const hookId = created.body.gitlab!.hookId;
+    const { publicUrl } = slipway.services;
+    const before = publicUrl.value;
+    publicUrl.value = before.replace('127.0.0.1', 'localhost');
+    try {
+      const moved = (await asAdmin.get<Shown>(`/triggers/${id}`)).body;
+      expect(moved.problem).toContain(`posts to ${created.body.webhookUrl}, not to this trigger's`);
+      const rotated = await asAdmin.post<Issued>(`/triggers/${id}/secret`);
+      expect(rotated.body.warnings).toBeUndefined();
+      expect(rotated.body).toMatchObject({ problem: null, gitlab: { hookId, hookUrl: moved.webhookUrl } });
+      expect(gitlab.hooksOf(42)).toEqual([expect.objectContaining({ id: hookId, url: moved.webhookUrl })]);
+      expect((await deliver(moved.webhookUrl, rotated.body.webhookSecret)).status).toBe(200);
+    } finally {
+      publicUrl.value = before;
+    }
+  });
+
   it('replaces the secret all the same when GitLab fails, with a warning saying what to do', async () => {
     const created = await create(setup());
     gitlab.token = 'glpat-rotated-by-the-gitlab-admin';

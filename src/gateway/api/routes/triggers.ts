@@ -12,6 +12,7 @@ import {
   unregisterGitLabProject,
   type SshDeployKeyPair,
 } from '../../../triggers/gitlab-setup.ts';
+import { gitlabProblem, GitLabTriggerSync } from '../../../triggers/gitlab-sync.ts';
 import {
   triggerChangesSchema,
   triggerProviders,
@@ -75,9 +76,25 @@ export const triggerResource = z
           .describe(
             'whether Slipway keeps the GitLab API token (sealed, never shown) to update the hook when the secret is replaced and remove what it registered when the trigger is deleted',
           ),
+        hookUrl: z
+          .string()
+          .nullable()
+          .describe(
+            'the URL the hook was registered (or last synced) with; null when set up before Slipway recorded it',
+          ),
+        syncProblem: z
+          .string()
+          .nullable()
+          .describe('why the last sync with GitLab failed; null once one succeeds'),
       })
       .nullable()
       .describe('for a trigger Slipway set up on GitLab: what it registered on the project; null otherwise'),
+    problem: z
+      .string()
+      .nullable()
+      .describe(
+        'what keeps pushes from reaching the trigger, and what to do: its GitLab hook posts to another URL than webhookUrl (the public URL changed), or the last sync with GitLab failed; null when nothing is known to',
+      ),
     disabledReason: z.string().nullable(),
     failuresInARow: z.number().int(),
     createdBy: z.string().nullable(),
@@ -106,6 +123,35 @@ const issuedTriggerResource = triggerResource
 
 const triggerParams = z.object({ id: z.string().max(64) });
 
+const syncedTriggerResource = triggerResource
+  .extend({
+    gitlabSync: z
+      .object({
+        hookId: z.number().int(),
+        hookRecreated: z.boolean().describe('the hook was gone from the project and was added again'),
+        deployKeyId: z.number().int().nullable(),
+        deployKeyRecreated: z
+          .boolean()
+          .nullable()
+          .describe('the deploy key was gone from the project and was added again; null: no deploy key'),
+      })
+      .describe('what the sync did on GitLab'),
+  })
+  .meta({ id: 'SyncedBuildTrigger' });
+
+const gitlabSyncBody = z
+  .strictObject({
+    token: z
+      .string()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        'a new GitLab API token (api scope, Maintainer role) to sync with, kept (sealed) when GitLab accepts it; default: the one kept',
+      ),
+  })
+  .nullish();
+
 const deletedTriggerResource = z
   .object({
     deleted: z.string().describe('the trigger id'),
@@ -130,6 +176,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
   });
 
   const webhookUrlOf = (trigger: Trigger) => `${publicUrl()}${webhookPath(trigger.provider, trigger.id)}`;
+  const gitlabSync = new GitLabTriggerSync({ triggers, webhookUrlOf });
 
   const toTriggerResource = (trigger: Trigger): z.infer<typeof triggerResource> => ({
     id: trigger.id,
@@ -148,6 +195,7 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
     enabled: trigger.enabled,
     pullRobot: trigger.pullRobot,
     gitlab: trigger.gitlab,
+    problem: gitlabProblem(trigger, webhookUrlOf(trigger)),
     disabledReason: trigger.disabledReason,
     failuresInARow: trigger.failuresInARow,
     createdBy: trigger.createdBy,
@@ -387,24 +435,9 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
           warnings.push(`Slipway keeps no GitLab API token for this trigger: ${byHand}.`);
         } else {
           try {
-            const registration = await registerGitLabProject({
-              apiUrl: link.apiUrl,
-              token,
-              project: link.projectId,
-              webhookUrl: webhookUrlOf(trigger),
-              webhookSecret,
-              tlsVerify: link.tlsVerify,
-            });
+            // By the hook's ID: it also follows a changed public URL, and comes back if it was deleted.
+            await gitlabSync.sync(trigger);
             hookUpdated = true;
-            if (registration.hookId !== link.hookId) {
-              // The hook was gone (or its URL changed): a new one was added.
-              const { tokenStored: _stored, ...kept } = link;
-              await triggers.setGitLab(
-                trigger.id,
-                { ...kept, hookId: registration.hookId, hookCreated: registration.hookCreated },
-                { token },
-              );
-            }
           } catch (error) {
             if (!(error instanceof GitLabSetupError)) throw error;
             request.log.warn({ trigger: trigger.id, reason: error.message }, 'GitLab hook update failed');
@@ -419,6 +452,58 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
       });
       const current = (await triggers.get(trigger.id)) ?? trigger;
       return { ...toTriggerResource(current), webhookSecret, ...(warnings.length > 0 ? { warnings } : {}) };
+    },
+  );
+
+  app.post(
+    '/triggers/:id/gitlab/sync',
+    {
+      schema: {
+        tags: ['builds'],
+        summary:
+          "Sync a trigger Slipway set up on GitLab: its webhook posts to the trigger's webhook URL as it is now (after a change of the public URL) with its secret, and the webhook and deploy key are added again when they were deleted in GitLab. With the kept GitLab API token, or a new one given here",
+        params: triggerParams,
+        body: gitlabSyncBody,
+        response: answers({ 200: syncedTriggerResource, 502: errorBody }),
+      },
+    },
+    async (request, reply) => {
+      const trigger = await triggerFor(request, request.params.id);
+      if (!trigger.gitlab) {
+        throw invalid(
+          `build trigger ${trigger.id} was not set up on GitLab by Slipway: change its webhook in GitLab by hand`,
+        );
+      }
+      const token = request.body?.token;
+      try {
+        const { trigger: synced, sync } = await gitlabSync.sync(trigger, token);
+        await record(request, 'change_repo_trigger', synced, {
+          changed: ['gitlab'],
+          gitlabSync: { ...sync, hookUrl: webhookUrlOf(synced) },
+          ...(token !== undefined ? { gitlabToken: 'replaced' } : {}),
+        });
+        return {
+          ...toTriggerResource(synced),
+          gitlabSync: {
+            hookId: sync.hookId,
+            hookRecreated: sync.hookRecreated,
+            deployKeyId: sync.deployKeyId ?? null,
+            deployKeyRecreated: sync.deployKeyRecreated ?? null,
+          },
+        };
+      } catch (error) {
+        if (!(error instanceof GitLabSetupError)) throw error;
+        request.log.warn({ trigger: trigger.id, reason: error.message }, 'GitLab sync failed');
+        await record(request, 'change_repo_trigger', trigger, {
+          changed: ['gitlab'],
+          gitlabSync: 'failed',
+        });
+        const retry =
+          error.gitlabStatus === 401 || error.gitlabStatus === 403
+            ? ` Then sync again with it as token (slipway trigger gitlab-sync ${trigger.id} --gitlab-token-stdin).`
+            : '';
+        return sendGitLabError(reply, error, 'GitLab was not synced: ', retry);
+      }
     },
   );
 
@@ -461,10 +546,10 @@ export const triggerRoutes: ApiRoutes = async (app, { identity, triggers, public
 };
 
 /** A GitLabSetupError as the answer: 400 when the user can fix it, 502 when GitLab failed; never a token. */
-function sendGitLabError(reply: FastifyReply, error: GitLabSetupError, prefix: string) {
+function sendGitLabError(reply: FastifyReply, error: GitLabSetupError, prefix: string, suffix = '') {
   return reply
     .code(error.statusCode)
-    .send({ error: { code: error.code, message: `${prefix}${error.message}` } });
+    .send({ error: { code: error.code, message: `${prefix}${error.message}${suffix}` } });
 }
 
 /** What the audit log keeps of a trigger's GitLab setup: where, never the token. */
@@ -556,6 +641,7 @@ async function setUpGitLab(
         deployKeyId: registration.deployKeyId ?? null,
         deployKeyCreated: registration.deployKeyCreated ?? null,
         tlsVerify: gitlab.tlsVerify,
+        hookUrl: webhookUrl,
       },
       {
         token: gitlab.token,
