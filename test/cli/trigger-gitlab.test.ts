@@ -15,26 +15,26 @@ describe('slipway trigger with a GitLab project set up through its API', () => {
     await gateway.root.ok(['repo', 'create', 'acme/app']);
   });
 
+  /** `trigger create` of a GitLab trigger for acme/app that sets up the project team/app, token on stdin. */
+  const createArgs = () => [
+    'trigger',
+    'create',
+    '--repo',
+    'acme/app',
+    '--gitlab',
+    '--gitlab-url',
+    gitlab.url,
+    '--gitlab-project',
+    'team/app',
+    '--gitlab-token-stdin',
+  ];
+
   afterAll(async () => {
     await gitlab.stop();
   });
 
   it('registers the webhook and a deploy key, prints them, never the API token; delete removes them', async () => {
-    const created = await gateway.root.run(
-      [
-        'trigger',
-        'create',
-        '--repo',
-        'acme/app',
-        '--gitlab',
-        '--gitlab-url',
-        gitlab.url,
-        '--gitlab-project',
-        'team/app',
-        '--gitlab-token-stdin',
-      ],
-      { stdin: `${fakeGitLabToken}\n` },
-    );
+    const created = await gateway.root.run(createArgs(), { stdin: `${fakeGitLabToken}\n` });
     expect(created.code, created.stderr).toBe(0);
     expect(`${created.stdout}${created.stderr}`).not.toContain(fakeGitLabToken);
     const fields = recordFields(created.stdout);
@@ -55,21 +55,9 @@ describe('slipway trigger with a GitLab project set up through its API', () => {
   });
 
   it('show and list say when the hook posts to an old public URL; gitlab-sync moves it, with a new token if need be', async () => {
-    const { id, gitlab: link } = await gateway.root.json<IssuedTriggerResource>(
-      [
-        'trigger',
-        'create',
-        '--repo',
-        'acme/app',
-        '--gitlab',
-        '--gitlab-url',
-        gitlab.url,
-        '--gitlab-project',
-        'team/app',
-        '--gitlab-token-stdin',
-      ],
-      { stdin: fakeGitLabToken },
-    );
+    const { id, gitlab: link } = await gateway.root.json<IssuedTriggerResource>(createArgs(), {
+      stdin: fakeGitLabToken,
+    });
     const hookId = link!.hookId;
     const { publicUrl } = gateway.slipway.services;
     const oldUrl = publicUrl.value;

@@ -316,3 +316,16 @@ function publicDeployKey(deployKey: Json): Json {
   const { project: _project, ...shown } = deployKey;
   return shown;
 }
+
+/** What GitLab sends to a trigger's webhook for an event that builds nothing, with the hook's secret token. */
+export function deliverGitLabEvent(webhookUrl: string, token: string): Promise<Response> {
+  return fetch(webhookUrl, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      'X-Gitlab-Event': 'Merge Request Hook',
+      'X-Gitlab-Token': token,
+    },
+    body: JSON.stringify({ object_kind: 'merge_request' }),
+  });
+}

@@ -9,7 +9,7 @@ import type {
 } from '../../../src/cli/resources.ts';
 import { ApiCaller } from '../../helpers/api.ts';
 import { adminPassword, adminUser, basic, startSecuredSlipway } from '../../helpers/auth.ts';
-import { FakeGitLab, fakeGitLabToken } from '../../helpers/fake-gitlab.ts';
+import { FakeGitLab, fakeGitLabToken, deliverGitLabEvent } from '../../helpers/fake-gitlab.ts';
 import { freePort } from '../../helpers/gateway-process.ts';
 import { IdentityFixtures } from '../../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
@@ -52,18 +52,6 @@ describe('/api/v1 GitLab triggers follow a change of the public URL', () => {
   const hookOf = (hookId: number) => gitlab.hooksOf(projectId).find((hook) => hook.id === hookId);
   const sync = (id: string, body?: { token: string }) =>
     root.post<SyncedTriggerResource>(`/triggers/${id}/gitlab/sync`, body);
-
-  /** A delivery to where GitLab's hook posts, as GitLab sends it: an event that builds nothing. */
-  const deliver = (url: string, token: string) =>
-    fetch(url, {
-      method: 'POST',
-      headers: {
-        'Content-Type': 'application/json',
-        'X-Gitlab-Event': 'Merge Request Hook',
-        'X-Gitlab-Token': token,
-      },
-      body: JSON.stringify({ object_kind: 'merge_request' }),
-    });
 
   beforeAll(async () => {
     await gitlab.start();
@@ -117,7 +105,7 @@ describe('/api/v1 GitLab triggers follow a change of the public URL', () => {
     expect(hookOf(hookId)?.url).toBe(webhookUrl);
     expect(gitlab.hookTokens.get(hookId)).toBe(webhookSecret);
     // Where GitLab now posts reaches this gateway, which checks the secret GitLab sends.
-    expect((await deliver(hookOf(hookId)!.url as string, webhookSecret)).status).toBe(200);
+    expect((await deliverGitLabEvent(hookOf(hookId)!.url as string, webhookSecret)).status).toBe(200);
 
     // The revoked token: the trigger says so, and what to do; its hook is left as it was.
     const revoked = created.revoked;
@@ -164,7 +152,7 @@ describe('/api/v1 GitLab triggers follow a change of the public URL', () => {
     });
     expect(JSON.stringify(synced.body)).not.toContain(fakeGitLabToken);
     expect(hookOf(created.revoked.gitlab!.hookId)?.url).toBe(synced.body.webhookUrl);
-    expect((await deliver(synced.body.webhookUrl, webhookSecret)).status).toBe(200);
+    expect((await deliverGitLabEvent(synced.body.webhookUrl, webhookSecret)).status).toBe(200);
     expect(await slipway!.services.triggers.gitlabToken(id)).toBe(fakeGitLabToken);
 
     const audit = JSON.stringify((await root.get('/audit?repository=acme/app')).body);
@@ -216,7 +204,7 @@ describe('/api/v1 GitLab triggers follow a change of the public URL', () => {
     const [added] = gitlab.deployKeysOf(projectId).filter((k) => k.id === gitlabSync.deployKeyId);
     const [keyType, keyBlob] = deployKey!.publicKey.split(' ');
     expect(added).toMatchObject({ key: `${keyType} ${keyBlob}`, can_push: false });
-    expect((await deliver(synced.body.webhookUrl, webhookSecret)).status).toBe(200);
+    expect((await deliverGitLabEvent(synced.body.webhookUrl, webhookSecret)).status).toBe(200);
 
     // Deleting the trigger now removes what was added back.
     const deleted = await root.delete(`/triggers/${id}`);

@@ -7,7 +7,7 @@ import type {
 } from '../../../src/cli/resources.ts';
 import { ApiCaller } from '../../helpers/api.ts';
 import { adminPassword, adminUser, basic, startSecuredSlipway } from '../../helpers/auth.ts';
-import { FakeGitLab, fakeGitLabToken } from '../../helpers/fake-gitlab.ts';
+import { FakeGitLab, fakeGitLabToken, deliverGitLabEvent } from '../../helpers/fake-gitlab.ts';
 import { basicOf, IdentityFixtures } from '../../helpers/identity-fixtures.ts';
 import type { TestSlipway } from '../../helpers/slipway.ts';
 
@@ -65,18 +65,6 @@ describe('/api/v1 GitLab triggers set up through the GitLab API', () => {
   const create = (body: Record<string, unknown>) =>
     asAdmin.post<Issued>('/repositories/acme/app/triggers', body);
 
-  /** What GitLab sends to the trigger's webhook: an event that builds nothing, with a secret token. */
-  const deliver = (webhookUrl: string, token: string) =>
-    fetch(webhookUrl, {
-      method: 'POST',
-      headers: {
-        'Content-Type': 'application/json',
-        'X-Gitlab-Event': 'Merge Request Hook',
-        'X-Gitlab-Token': token,
-      },
-      body: JSON.stringify({ object_kind: 'merge_request' }),
-    });
-
   it('registers the webhook and a read-only deploy key, and clones over SSH with that key', async () => {
     const created = await create(setup());
     expect(created.status).toBe(201);
@@ -114,8 +102,8 @@ describe('/api/v1 GitLab triggers set up through the GitLab API', () => {
     expect(JSON.stringify(created.body)).not.toContain(secrets.deployKey);
 
     // What GitLab was given is what the webhook checks.
-    expect((await deliver(webhookUrl, webhookSecret)).status).toBe(200);
-    expect((await deliver(webhookUrl, 'not-the-secret')).status).toBe(401);
+    expect((await deliverGitLabEvent(webhookUrl, webhookSecret)).status).toBe(200);
+    expect((await deliverGitLabEvent(webhookUrl, 'not-the-secret')).status).toBe(401);
 
     const shown = await asAdmin.get<Shown>(`/triggers/${id}`);
     expect(shown.body.gitlab).toMatchObject({ hookId: hook?.id, tokenStored: true });
@@ -248,8 +236,8 @@ describe('/api/v1 GitLab triggers set up through the GitLab API', () => {
     expect(gitlab.hookTokens.get(hookId)).toBe(rotated.body.webhookSecret);
     expect(gitlab.hooksOf(42)).toHaveLength(1);
     expect(JSON.stringify(rotated.body)).not.toContain(apiToken);
-    expect((await deliver(webhookUrl, rotated.body.webhookSecret)).status).toBe(200);
-    expect((await deliver(webhookUrl, created.body.webhookSecret)).status).toBe(401);
+    expect((await deliverGitLabEvent(webhookUrl, rotated.body.webhookSecret)).status).toBe(200);
+    expect((await deliverGitLabEvent(webhookUrl, created.body.webhookSecret)).status).toBe(401);
   });
 
   it('moves the hook to the current public URL when the secret is replaced, adding no second one', async () => {
@@ -266,7 +254,7 @@ describe('/api/v1 GitLab triggers set up through the GitLab API', () => {
       expect(rotated.body.warnings).toBeUndefined();
       expect(rotated.body).toMatchObject({ problem: null, gitlab: { hookId, hookUrl: moved.webhookUrl } });
       expect(gitlab.hooksOf(42)).toEqual([expect.objectContaining({ id: hookId, url: moved.webhookUrl })]);
-      expect((await deliver(moved.webhookUrl, rotated.body.webhookSecret)).status).toBe(200);
+      expect((await deliverGitLabEvent(moved.webhookUrl, rotated.body.webhookSecret)).status).toBe(200);
     } finally {
       publicUrl.value = before;
     }
