@@ -18,6 +18,8 @@ export interface BuilderHello {
 export interface AssignedBuild {
   id: string;
   repository: string;
+  /** The trigger it was started from; null for a manual build without one. */
+  triggerId: string | null;
   cloneUrl: string;
   ref: string | null;
   commit: string | null;
@@ -62,6 +64,7 @@ export function toBuilderAssignment(assignment: BuildAssignment): BuilderAssignm
     build: {
       id: build.id,
       repository: build.repository,
+      triggerId: build.triggerId,
       cloneUrl: build.cloneUrl,
       ref: build.ref,
       commit: build.commit,

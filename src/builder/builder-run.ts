@@ -212,7 +212,7 @@ export class BuildRun {
     }
     if (error instanceof BuildFailedError) {
       const { registry, build } = this.#assignment;
-      const hint = pullDeniedHint(error, registry, build.repository);
+      const hint = pullDeniedHint(error, registry, build);
       return { phase: 'error', error: hint ? `${error.message}\n${hint}` : error.message, phaseMs };
     }
     if (

@@ -1,3 +1,4 @@
+import type { Build } from './build-store.ts';
 import type { BuildFailedError } from './executors/index.ts';
 
 /** A build step as buildah and Podman (`STEP 1/3: FROM …`) or Docker (`Step 1/3 : FROM …`) announce it. */
@@ -14,7 +15,7 @@ const refused = /\b(?:denied|unauthorized)\b/i;
 export function pullDeniedHint(
   error: BuildFailedError,
   registry: string,
-  ownRepository: string,
+  build: Pick<Build, 'repository' | 'triggerId'>,
 ): string | null {
   if (error.phase !== 'build') return null;
   const lines = error.outputTail.join('\n').split('\n');
@@ -25,11 +26,13 @@ export function pullDeniedHint(
     .slice(registry.length + 1)
     .replace(/@.*$/, '')
     .replace(/:[^/]*$/, '');
-  if (repository === ownRepository || !lines.slice(stepAt + 1).some((line) => refused.test(line)))
+  if (repository === build.repository || !lines.slice(stepAt + 1).some((line) => refused.test(line)))
     return null;
+  const remedy = build.triggerId
+    ? `give the trigger a pull robot that can read it (slipway trigger pull-robot ${build.triggerId} NS+NAME)`
+    : 'start the build with a pull robot that can read it (slipway build start --pull-robot NS+NAME)';
   return (
     'the build may pull only its own repository, public ones and open pull-through caches: ' +
-    `to use the private image ${repository}, give the trigger a pull robot that can read it ` +
-    '(slipway trigger pull-robot ID NS+NAME)'
+    `to use the private image ${repository}, ${remedy}`
   );
 }

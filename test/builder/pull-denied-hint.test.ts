@@ -65,16 +65,21 @@ describe('the hint for a FROM pull this Slipway refused', () => {
     expect(error).toBeInstanceOf(BuildFailedError);
     return error as BuildFailedError;
   }
+  const ownBuild = { repository: 'acme/app', triggerId: 'trigger-7' };
   const asOutsider = () => ({ credentials: { username: outsider.username, token: outsider.password } });
 
   for (const name of ['buildah', 'the Docker API']) {
     it(`names the private image and the pull robot to give when ${name} may not pull it`, async () => {
       const error = await failedBuild(executors[name]!, `FROM ${setup.shellBase}\nRUN true\n`, asOutsider());
       expect(error.message).toMatch(/denied|unauthorized/);
-      expect(pullDeniedHint(error, slipway.host, 'acme/app')).toBe(
+      const denied =
         'the build may pull only its own repository, public ones and open pull-through caches: ' +
-          'to use the private image acme/base, give the trigger a pull robot that can read it ' +
-          '(slipway trigger pull-robot ID NS+NAME)',
+        'to use the private image acme/base, ';
+      expect(pullDeniedHint(error, slipway.host, { repository: 'acme/app', triggerId: 'trigger-7' })).toBe(
+        `${denied}give the trigger a pull robot that can read it (slipway trigger pull-robot trigger-7 NS+NAME)`,
+      );
+      expect(pullDeniedHint(error, slipway.host, { repository: 'acme/app', triggerId: null })).toBe(
+        `${denied}start the build with a pull robot that can read it (slipway build start --pull-robot NS+NAME)`,
       );
     });
 
@@ -84,14 +89,14 @@ describe('the hint for a FROM pull this Slipway refused', () => {
         `FROM ${setup.shellBase}\nRUN echo "${slipway.host}/acme/base: access denied" && exit 1\n`,
       );
       expect(step.message).toContain('access denied');
-      expect(pullDeniedHint(step, slipway.host, 'acme/app')).toBeNull();
+      expect(pullDeniedHint(step, slipway.host, ownBuild)).toBeNull();
 
       const push = await failedBuild(executors[name]!, 'FROM scratch\nCOPY Dockerfile /\n', {
         ...asOutsider(),
         destinations: [`${slipway.host}/acme/base:pushed`],
       });
       expect(push.message).toMatch(/denied|unauthorized/);
-      expect(pullDeniedHint(push, slipway.host, 'acme/app')).toBeNull();
+      expect(pullDeniedHint(push, slipway.host, ownBuild)).toBeNull();
     });
   }
 });

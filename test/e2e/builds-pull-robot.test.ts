@@ -68,14 +68,15 @@ describe('builds with a pull robot', () => {
   }
 
   it('cannot pull a private base image without a pull robot: the build ends error, saying what to do', async () => {
-    const build = await buildWith(await triggerWith(null), 'no-robot');
+    const trigger = await triggerWith(null);
+    const build = await buildWith(trigger, 'no-robot');
     expect(build.phase).toBe('error');
     expect(build.pullRobot).toBeNull();
     expect(build.error).toMatch(/requested access to the resource is denied/);
     const hint =
       'the build may pull only its own repository, public ones and open pull-through caches: ' +
       'to use the private image acme/base, give the trigger a pull robot that can read it ' +
-      '(slipway trigger pull-robot ID NS+NAME)';
+      `(slipway trigger pull-robot ${trigger.id} NS+NAME)`;
     expect(build.error?.split('\n').at(-1)).toBe(hint);
     expect((await builds.log(build.id)).text).toContain(hint);
   });

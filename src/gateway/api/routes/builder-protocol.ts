@@ -29,6 +29,7 @@ const assignmentResource = z.object({
   build: z.object({
     id: z.string(),
     repository: z.string(),
+    triggerId: z.string().nullable(),
     cloneUrl: z.string(),
     ref: z.string().nullable(),
     commit: z.string().nullable(),
