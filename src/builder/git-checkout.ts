@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { SlipwayError } from '../errors.ts';
+import { sshHostOf, type SshHost } from '../triggers/ssh-url.ts';
 import { isSshCloneUrl } from '../triggers/trigger-settings.ts';
 import type { CloneSecrets } from '../triggers/trigger-store.ts';
 import { ExecutorOutput } from './executors/executor-output.ts';
@@ -149,29 +150,17 @@ function accessRefused(error: unknown, request: CheckoutRequest): CheckoutError 
 }
 
 /** The host and port ssh connects to for an SSH clone URL; `display` as known_hosts names it. */
-interface SshServer {
-  host: string;
-  port: number;
+interface SshServer extends SshHost {
   display: string;
 }
 
 function sshServerOf(url: string): SshServer | null {
-  if (!isSshCloneUrl(url)) return null;
-  let host: string;
-  let port = 22;
-  if (/^ssh:\/\//i.test(url)) {
-    const parsed = new URL(url);
-    host = parsed.hostname;
-    if (parsed.port !== '') port = Number(parsed.port);
-  } else {
-    // scp-like: [user@]host:path
-    host = /^(?:[^@/:]+@)?([^/:]+):/.exec(url)?.[1] ?? url;
-  }
-  host = host.replace(/^\[(.*)\]$/, '$1');
+  const server = sshHostOf(url);
+  if (!server) return null;
+  const { host, port } = server;
   return { host, port, display: port === 22 ? host : `[${host}]:${port}` };
 }
 
-/** A clone ssh refused because the server's host key is not one of the trigger's known hosts. */
 function hostKeyRefused(error: unknown, server: SshServer | null): CheckoutError | undefined {
   if (!server || !(error instanceof BuildFailedError)) return undefined;
   const output = error.outputTail.join('\n');

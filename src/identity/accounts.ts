@@ -51,7 +51,7 @@ export function principalKind(principal: Principal): AccountKind | 'build' | 'an
   return principal.kind === 'account' ? principal.account.kind : principal.kind;
 }
 
-interface AccountRow {
+export interface AccountRow {
   id: number;
   name: string;
   kind: AccountKind;
@@ -64,7 +64,7 @@ interface AccountRow {
 
 const accountColumns = 'id, name, kind, email, superuser, owner_id, description, created_at';
 
-function toAccount(row: AccountRow): Account {
+export function toAccount(row: AccountRow): Account {
   return {
     id: Number(row.id),
     name: row.name,

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database.ts';
-import type { Account } from './accounts.ts';
+import { toAccount, type Account } from './accounts.ts';
 import type { NewToken } from './secrets.ts';
 
 export interface StoredBuildToken {
@@ -88,16 +88,16 @@ export async function findBuildToken(q: Queryable, selector: string): Promise<St
 
 function pullRobotOf(row: BuildTokenRow): Account | null {
   if (row.robot_id === null || row.robot_name === null) return null;
-  return {
-    id: Number(row.robot_id),
+  return toAccount({
+    id: row.robot_id,
     name: row.robot_name,
     kind: 'robot',
     email: row.robot_email,
     superuser: row.robot_superuser ?? false,
-    ownerId: row.robot_owner_id === null ? null : Number(row.robot_owner_id),
+    owner_id: row.robot_owner_id,
     description: row.robot_description ?? '',
-    createdAt: new Date(row.robot_created_at!),
-  };
+    created_at: row.robot_created_at!,
+  });
 }
 
 /** Deletes the build's token; its repository, or null when the build had none. */
